@@ -1,0 +1,375 @@
+//! BleepStore's configuration contract.
+//!
+//! The server loads it; the operator renders it. Both depend on this crate so
+//! the file the operator writes is, by construction, one the server accepts
+//! (DESIGN.md §1: the operator never links the storage engine).
+//!
+//! Layering, lowest to highest: built-in defaults → YAML file → environment
+//! variables (`BLEEPSTORE_<SECTION>_<FIELD>`) → command-line flags.
+
+mod load;
+mod secret;
+mod size;
+
+pub use load::{ConfigError, ENV_PREFIX, Overrides, load};
+pub use secret::Secret;
+pub use size::ByteSize;
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The documented fallback credentials for a laptop run with no configuration.
+pub const DEFAULT_ACCESS_KEY: &str = "bleepstore";
+pub const DEFAULT_SECRET_KEY: &str = "bleepstore-secret";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub metadata: MetadataConfig,
+    pub auth: AuthConfig,
+    pub logging: LoggingConfig,
+    pub limits: LimitsConfig,
+    pub multipart: MultipartConfig,
+    pub cluster: ClusterConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the S3 API listener (port 9000 serves S3 only).
+    pub s3_listen: SocketAddr,
+    /// Address of the operations listener: health, readiness, metrics, admin.
+    pub ops_listen: SocketAddr,
+    /// Region reported by GetBucketLocation and expected in SigV4 scopes.
+    pub region: String,
+    /// Domains under which `<bucket>.<domain>` is virtual-hosted-style addressing.
+    pub domains: Vec<String>,
+    /// How long SIGTERM waits for in-flight requests before exiting.
+    pub shutdown_timeout_secs: u64,
+    /// Serve the S3 port over TLS with this certificate and key (PEM files).
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            s3_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
+            ops_listen: SocketAddr::from(([0, 0, 0, 0], 9001)),
+            region: "us-east-1".into(),
+            domains: Vec::new(),
+            shutdown_timeout_secs: 30,
+            tls: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Blobs as files under `storage.data_dir/blobs`.
+    Local,
+    /// Blobs in process memory; everything is lost on exit.
+    Memory,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Memory => "memory",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub backend: Backend,
+    /// Root of everything this node keeps on disk (blobs, metadata, temp files).
+    pub data_dir: PathBuf,
+    /// Blobs no metadata references are removed once they are this old;
+    /// younger ones may belong to a write still in flight.
+    pub orphan_grace_secs: u64,
+    /// How often the background sweep for orphan blobs runs.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: Backend::Local,
+            data_dir: PathBuf::from("./bleepstore-data"),
+            orphan_grace_secs: 3600,
+            sweep_interval_secs: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// SQLite database file; defaults to `<data_dir>/metadata.db`.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Root access key id; `access_key_file` wins when both are set.
+    pub access_key: Option<Secret>,
+    pub secret_key: Option<Secret>,
+    /// Files holding the root keys (for mounted Kubernetes Secrets).
+    pub access_key_file: Option<PathBuf>,
+    pub secret_key_file: Option<PathBuf>,
+    /// Display name of the root user in ACLs and listings.
+    pub display_name: String,
+    /// Canonical user id of the root user; derived from the access key when unset.
+    pub owner_id: Option<String>,
+    /// Further users, each with its own keys and owner identity.
+    pub users: Vec<UserConfig>,
+    /// Bearer token guarding `/admin/v1/…` on the operations port.
+    pub admin_token: Option<Secret>,
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_key: None,
+            secret_key: None,
+            access_key_file: None,
+            secret_key_file: None,
+            display_name: "bleepstore".into(),
+            owner_id: None,
+            users: Vec::new(),
+            admin_token: None,
+            admin_token_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub access_key: Secret,
+    pub secret_key: Secret,
+    pub display_name: String,
+    /// Canonical user id; derived from the access key when unset.
+    #[serde(default)]
+    pub owner_id: Option<String>,
+    /// Email shown for `emailAddress` grants.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// A tracing filter: `info`, `debug`, `bleepstore=debug,info`, …
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest object a single PUT may store (EntityTooLarge above it).
+    pub max_object_size: ByteSize,
+    /// Longest lifetime a presigned URL may ask for.
+    pub max_presign_expiry_secs: u64,
+    /// Accepted difference between a request's date and the server clock.
+    pub clock_skew_secs: u64,
+    /// A request whose headers do not arrive within this many seconds is dropped.
+    pub header_timeout_secs: u64,
+    /// A body that sends nothing for this many seconds fails with RequestTimeout.
+    pub body_idle_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_object_size: ByteSize(5 * 1024 * 1024 * 1024),
+            max_presign_expiry_secs: 7 * 24 * 3600,
+            clock_skew_secs: 15 * 60,
+            header_timeout_secs: 30,
+            body_idle_timeout_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MultipartConfig {
+    /// Smallest size of every part but the last (EntityTooSmall below it).
+    pub min_part_size: ByteSize,
+    /// Uploads older than this are aborted by the background sweep.
+    pub upload_expiry_secs: u64,
+}
+
+impl Default for MultipartConfig {
+    fn default() -> Self {
+        MultipartConfig {
+            min_part_size: ByteSize(5 * 1024 * 1024),
+            upload_expiry_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// Cluster mode (DESIGN.md §7). Peers are derived from the StatefulSet name,
+/// the headless Service, the namespace and the replica count.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub enabled: bool,
+    /// This pod's name (`<statefulset>-<ordinal>`); usually from `POD_NAME`.
+    pub pod_name: Option<String>,
+    pub namespace: Option<String>,
+    pub statefulset: Option<String>,
+    pub headless_service: Option<String>,
+    pub replicas: u32,
+    /// Copies kept of each blob with the local backend (capped at the member count).
+    pub replication_factor: u32,
+    /// Shared secret authenticating the internal routes between nodes.
+    pub secret: Option<Secret>,
+    pub secret_file: Option<PathBuf>,
+    /// DNS suffix of the cluster (`svc.cluster.local`).
+    pub cluster_domain: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            enabled: false,
+            pod_name: None,
+            namespace: None,
+            statefulset: None,
+            headless_service: None,
+            replicas: 1,
+            replication_factor: 3,
+            secret: None,
+            secret_file: None,
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Path of the SQLite metadata database.
+    pub fn metadata_path(&self) -> PathBuf {
+        self.metadata
+            .path
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("metadata.db"))
+    }
+
+    /// Checks what the types alone cannot; every message names its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| {
+            Err(ConfigError::Invalid {
+                field: field.to_string(),
+                message,
+            })
+        };
+        if self.server.region.trim().is_empty() {
+            return invalid("server.region", "must not be empty".into());
+        }
+        if self.server.s3_listen == self.server.ops_listen {
+            return invalid(
+                "server.ops_listen",
+                "must differ from server.s3_listen".into(),
+            );
+        }
+        for domain in &self.server.domains {
+            if domain.is_empty() || domain.starts_with('.') || domain.contains('/') {
+                return invalid(
+                    "server.domains",
+                    format!("{domain:?} is not a domain name"),
+                );
+            }
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return invalid("storage.data_dir", "must not be empty".into());
+        }
+        if self.limits.max_object_size.0 == 0 {
+            return invalid("limits.max_object_size", "must be above zero".into());
+        }
+        if self.limits.clock_skew_secs == 0 {
+            return invalid("limits.clock_skew_secs", "must be above zero".into());
+        }
+        if self.multipart.min_part_size.0 == 0 {
+            return invalid("multipart.min_part_size", "must be above zero".into());
+        }
+        if self.multipart.upload_expiry_secs == 0 {
+            return invalid("multipart.upload_expiry_secs", "must be above zero".into());
+        }
+        if self.logging.level.trim().is_empty() {
+            return invalid("logging.level", "must not be empty".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, user) in self.auth.users.iter().enumerate() {
+            if user.access_key.expose().is_empty() || user.secret_key.expose().is_empty() {
+                return invalid(
+                    &format!("auth.users[{i}]"),
+                    "access_key and secret_key must not be empty".into(),
+                );
+            }
+            if !seen.insert(user.access_key.expose().to_string()) {
+                return invalid(
+                    &format!("auth.users[{i}].access_key"),
+                    "is used by another user".into(),
+                );
+            }
+        }
+        if self.cluster.enabled {
+            if self.cluster.replicas == 0 {
+                return invalid("cluster.replicas", "must be at least 1".into());
+            }
+            if self.cluster.replication_factor == 0 {
+                return invalid("cluster.replication_factor", "must be at least 1".into());
+            }
+            for (field, value) in [
+                ("cluster.pod_name", &self.cluster.pod_name),
+                ("cluster.namespace", &self.cluster.namespace),
+                ("cluster.statefulset", &self.cluster.statefulset),
+                ("cluster.headless_service", &self.cluster.headless_service),
+            ] {
+                if value.as_deref().is_none_or(str::is_empty) {
+                    return invalid(field, "is required when cluster.enabled is true".into());
+                }
+            }
+            if self.cluster.secret.is_none() && self.cluster.secret_file.is_none() {
+                return invalid(
+                    "cluster.secret",
+                    "is required when cluster.enabled is true (or set cluster.secret_file)".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}

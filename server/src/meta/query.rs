@@ -1,0 +1,262 @@
+//! Reads of the metadata store. Listings are index-driven: each page is a few
+//! range seeks on `(bucket, key)`, whatever the bucket's size.
+
+use super::MetaError;
+use super::model::{
+    BucketRecord, Extent, ListEntry, ListPage, ListQuery, ObjectMeta, ObjectRecord, ObjectSummary,
+    StoreStats,
+};
+use crate::acl::{Acl, Owner};
+use crate::storage::BlobId;
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, MetaError> {
+    serde_json::to_string(value).map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
+pub fn decode_acl(json: &str) -> Result<Acl, MetaError> {
+    serde_json::from_str(json).map_err(|e| MetaError::Corrupt(format!("acl: {e}")))
+}
+
+fn decode_meta(json: &str) -> Result<ObjectMeta, MetaError> {
+    serde_json::from_str(json).map_err(|e| MetaError::Corrupt(format!("object meta: {e}")))
+}
+
+fn key_text(raw: Vec<u8>) -> Result<String, MetaError> {
+    String::from_utf8(raw).map_err(|_| MetaError::Corrupt("a stored key is not UTF-8".into()))
+}
+
+fn bucket_from_row(row: &rusqlite::Row) -> rusqlite::Result<(BucketRecord, String)> {
+    Ok((
+        BucketRecord {
+            name: row.get(0)?,
+            owner: Owner {
+                id: row.get(1)?,
+                display_name: row.get(2)?,
+            },
+            region: row.get(3)?,
+            created_ms: row.get(4)?,
+            acl: Acl::default(),
+        },
+        row.get(5)?,
+    ))
+}
+
+const BUCKET_COLUMNS: &str = "name, owner_id, owner_name, region, created_ms, acl";
+
+pub fn get_bucket(conn: &Connection, name: &str) -> Result<Option<BucketRecord>, MetaError> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {BUCKET_COLUMNS} FROM buckets WHERE name = ?1"),
+            [name],
+            bucket_from_row,
+        )
+        .optional()?;
+    row.map(|(mut bucket, acl)| {
+        bucket.acl = decode_acl(&acl)?;
+        Ok(bucket)
+    })
+    .transpose()
+}
+
+/// Buckets owned by `owner_id`, by name.
+pub fn list_buckets(conn: &Connection, owner_id: &str) -> Result<Vec<BucketRecord>, MetaError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {BUCKET_COLUMNS} FROM buckets WHERE owner_id = ?1 ORDER BY name"
+    ))?;
+    let rows = stmt
+        .query_map([owner_id], bucket_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(mut bucket, acl)| {
+            bucket.acl = decode_acl(&acl)?;
+            Ok(bucket)
+        })
+        .collect()
+}
+
+pub fn get_object(
+    conn: &Connection,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ObjectRecord>, MetaError> {
+    let row = conn
+        .query_row(
+            "SELECT id, size, etag, modified_ms, meta FROM objects WHERE bucket = ?1 AND key = ?2",
+            params![bucket, key.as_bytes()],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, size, etag, modified_ms, meta)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT blob, blob_offset, length FROM extents WHERE object_id = ?1 ORDER BY seq",
+    )?;
+    let extents = stmt
+        .query_map([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .map(|row| {
+            let (blob, offset, length) = row?;
+            Ok(Extent {
+                blob: BlobId::parse(&blob)
+                    .ok_or_else(|| MetaError::Corrupt(format!("bad blob id {blob:?}")))?,
+                blob_offset: offset as u64,
+                length: length as u64,
+            })
+        })
+        .collect::<Result<Vec<_>, MetaError>>()?;
+    Ok(Some(ObjectRecord {
+        id,
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        size: size as u64,
+        etag,
+        modified_ms,
+        meta: decode_meta(&meta)?,
+        extents,
+    }))
+}
+
+/// The smallest byte string greater than every string that starts with
+/// `prefix`: valid UTF-8 never contains 0xFF.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    end.push(0xFF);
+    end
+}
+
+/// One page of keys under `query.prefix`, rolled up at `query.delimiter`.
+pub fn list_objects(
+    conn: &Connection,
+    bucket: &str,
+    query: &ListQuery,
+) -> Result<ListPage, MetaError> {
+    let mut page = ListPage::default();
+    if query.max_keys == 0 {
+        return Ok(page);
+    }
+    let prefix = query.prefix.as_bytes();
+    let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
+    let upper: Option<Vec<u8>> = (!prefix.is_empty()).then(|| prefix_end(prefix));
+
+    // Where to resume: strictly after `after`, but never before `prefix`.
+    // A marker inside a rolled-up prefix skips that whole prefix.
+    let mut lower: Vec<u8> = prefix.to_vec();
+    let mut lower_inclusive = true;
+    if let Some(after) = query.after.as_deref() {
+        let after_bytes = after.as_bytes();
+        if after_bytes >= prefix {
+            lower = after_bytes.to_vec();
+            lower_inclusive = false;
+            if let Some(d) = delimiter
+                && let Some(rest) = after.strip_prefix(&query.prefix)
+                && let Some(pos) = rest.find(d)
+            {
+                let common = &after_bytes[..query.prefix.len() + pos + d.len()];
+                lower = prefix_end(common);
+                lower_inclusive = true;
+            }
+        }
+    }
+
+    let batch = (query.max_keys + 1).min(1000) as i64;
+    let mut stmt_incl = conn.prepare_cached(
+        "SELECT key, size, etag, modified_ms, meta FROM objects
+         WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
+         ORDER BY key LIMIT ?4",
+    )?;
+    let mut stmt_excl = conn.prepare_cached(
+        "SELECT key, size, etag, modified_ms, meta FROM objects
+         WHERE bucket = ?1 AND key > ?2 AND (?3 IS NULL OR key < ?3)
+         ORDER BY key LIMIT ?4",
+    )?;
+
+    'pages: loop {
+        let stmt = if lower_inclusive {
+            &mut stmt_incl
+        } else {
+            &mut stmt_excl
+        };
+        let rows = stmt
+            .query_map(params![bucket, lower, upper, batch], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let fetched = rows.len() as i64;
+        for (raw_key, size, etag, modified_ms, meta) in rows {
+            if page.entries.len() == query.max_keys {
+                page.truncated = true;
+                break 'pages;
+            }
+            let key = key_text(raw_key)?;
+            if let Some(d) = delimiter
+                && let Some(pos) = key[query.prefix.len()..].find(d)
+            {
+                let common = key[..query.prefix.len() + pos + d.len()].to_string();
+                lower = prefix_end(common.as_bytes());
+                lower_inclusive = true;
+                page.entries.push(ListEntry::Prefix(common));
+                // Everything else under this prefix is skipped by a new seek.
+                continue 'pages;
+            }
+            let meta = decode_meta(&meta)?;
+            lower = key.as_bytes().to_vec();
+            lower_inclusive = false;
+            page.entries.push(ListEntry::Object(ObjectSummary {
+                key,
+                size: size as u64,
+                etag,
+                modified_ms,
+                storage_class: meta.storage_class,
+                owner: meta.owner,
+                checksum: meta.checksum,
+            }));
+        }
+        if fetched < batch {
+            break;
+        }
+    }
+    Ok(page)
+}
+
+pub fn blob_referenced(conn: &Connection, blob: &BlobId) -> Result<bool, MetaError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM extents WHERE blob = ?1)
+             OR EXISTS(SELECT 1 FROM part_extents WHERE blob = ?1)",
+    )?;
+    Ok(stmt.query_row([blob.as_str()], |r| r.get(0))?)
+}
+
+pub fn stats(conn: &Connection) -> Result<StoreStats, MetaError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(byte_count), 0) FROM buckets",
+        [],
+        |r| {
+            Ok(StoreStats {
+                buckets: r.get::<_, i64>(0)? as u64,
+                objects: r.get::<_, i64>(1)? as u64,
+                bytes: r.get::<_, i64>(2)? as u64,
+            })
+        },
+    )?)
+}

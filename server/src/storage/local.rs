@@ -1,0 +1,174 @@
+//! Blobs as files: `blobs/<aa>/<bb>/<id>`, written under `tmp/` first, then
+//! fsynced and renamed, so a blob is either whole or absent after a crash.
+
+use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError};
+use async_trait::async_trait;
+use futures::StreamExt;
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+
+const WRITE_BUFFER: usize = 1 << 20;
+const READ_CHUNK: usize = 256 * 1024;
+
+pub struct LocalBlobStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LocalBlobStore {
+    pub fn open(data_dir: &Path) -> std::io::Result<Self> {
+        let blobs = data_dir.join("blobs");
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&blobs)?;
+        std::fs::create_dir_all(&tmp)?;
+        Ok(LocalBlobStore { blobs, tmp })
+    }
+
+    fn path_of(&self, id: &BlobId) -> PathBuf {
+        let s = id.as_str();
+        self.blobs.join(&s[0..2]).join(&s[2..4]).join(s)
+    }
+
+    async fn write_temp(&self, path: &Path, mut body: BodyStream) -> Result<u64, StorageError> {
+        let file = tokio::fs::File::create(path).await?;
+        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(StorageError::Body)?;
+            writer.write_all(&chunk).await?;
+            written += chunk.len() as u64;
+        }
+        writer.flush().await?;
+        let file = writer.into_inner();
+        file.sync_all().await?;
+        Ok(written)
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn put(&self, id: &BlobId, body: BodyStream) -> Result<u64, StorageError> {
+        let temp = self.tmp.join(format!("{id}.part"));
+        let written = match self.write_temp(&temp, body).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                return Err(e);
+            }
+        };
+        let target = self.path_of(id);
+        let parent = target.parent().expect("blob paths have a parent");
+        let result = async {
+            tokio::fs::create_dir_all(parent).await?;
+            tokio::fs::rename(&temp, &target).await?;
+            // The rename is only durable once the directory entry is.
+            let dir = tokio::fs::File::open(parent).await?;
+            dir.sync_all().await
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e.into());
+        }
+        Ok(written)
+    }
+
+    async fn get(
+        &self,
+        id: &BlobId,
+        offset: u64,
+        length: u64,
+    ) -> Result<BodyStream, StorageError> {
+        let mut file = match tokio::fs::File::open(self.path_of(id)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(id.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset)).await?;
+        }
+        let reader = file.take(length);
+        Ok(tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK).boxed())
+    }
+
+    async fn delete(&self, id: &BlobId) -> Result<(), StorageError> {
+        match tokio::fs::remove_file(self.path_of(id)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<BlobInfo>, StorageError> {
+        let root = self.blobs.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            for level1 in std::fs::read_dir(&root)? {
+                let level1 = level1?;
+                if !level1.file_type()?.is_dir() {
+                    continue;
+                }
+                for level2 in std::fs::read_dir(level1.path())? {
+                    let level2 = level2?;
+                    if !level2.file_type()?.is_dir() {
+                        continue;
+                    }
+                    for entry in std::fs::read_dir(level2.path())? {
+                        let entry = entry?;
+                        let name = entry.file_name();
+                        let Some(id) = name.to_str().and_then(BlobId::parse) else {
+                            continue;
+                        };
+                        let created = entry.metadata()?.modified()?;
+                        found.push(BlobInfo { id, created });
+                    }
+                }
+            }
+            Ok::<_, std::io::Error>(found)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(found)
+    }
+
+    async fn recover(&self) -> Result<(), StorageError> {
+        let mut entries = tokio::fs::read_dir(&self.tmp).await?;
+        let mut removed = 0usize;
+        while let Some(entry) = entries.next_entry().await? {
+            tokio::fs::remove_file(entry.path()).await?;
+            removed += 1;
+        }
+        if removed > 0 {
+            tracing::info!(removed, "removed temp files of interrupted writes");
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        crate::storage::conformance::run(&store).await;
+    }
+
+    #[tokio::test]
+    async fn recover_removes_interrupted_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("tmp/abc.part"), b"half").unwrap();
+        store.recover().await.unwrap();
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+}
