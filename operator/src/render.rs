@@ -1,0 +1,151 @@
+//! Renders the server's YAML config from a `BleepStoreCluster` using the
+//! server's own config types (`bleepstore-config`), so the file is one the
+//! server's loader accepts by construction (and a test loads it to prove it).
+
+use std::path::PathBuf;
+
+use bleepstore_config as bc;
+
+use crate::crd::{BackendKind, BleepStoreClusterSpec, LogFormat, SecretDelivery};
+
+/// Container port of the S3 API.
+pub const S3_PORT: u16 = 9000;
+/// Container port of health, readiness, metrics and the admin API.
+pub const OPS_PORT: u16 = 9001;
+/// Name of the config file inside the ConfigMap.
+pub const CONFIG_KEY: &str = "config.yaml";
+
+/// Keys of the generated internal Secret.
+pub const ADMIN_TOKEN_KEY: &str = "admin-token";
+pub const CLUSTER_SECRET_KEY: &str = "cluster-secret";
+/// Default keys of the credentials Secret.
+pub const ACCESS_KEY_KEY: &str = "access-key";
+pub const SECRET_KEY_KEY: &str = "secret-key";
+
+/// Where things are mounted inside the server container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paths {
+    /// ConfigMap mount; the config file is `<config_dir>/config.yaml`.
+    pub config_dir: PathBuf,
+    /// Root of the Secret mounts (`credentials/`, `internal/`, `tls/`).
+    pub secrets_dir: PathBuf,
+    /// The data volume (`storage.data_dir`).
+    pub data_dir: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            config_dir: "/etc/bleepstore".into(),
+            secrets_dir: "/var/run/bleepstore".into(),
+            data_dir: "/var/lib/bleepstore".into(),
+        }
+    }
+}
+
+impl Paths {
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir.join(CONFIG_KEY)
+    }
+    pub fn credentials_dir(&self) -> PathBuf {
+        self.secrets_dir.join("credentials")
+    }
+    pub fn internal_dir(&self) -> PathBuf {
+        self.secrets_dir.join("internal")
+    }
+    pub fn tls_dir(&self) -> PathBuf {
+        self.secrets_dir.join("tls")
+    }
+}
+
+/// Why a spec cannot be rendered into a config the server accepts.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RenderError {
+    #[error(
+        "storage backend {0:?} is not supported by this server version (supported: local, memory)"
+    )]
+    BackendUnsupported(String),
+    #[error("invalid spec: {0}")]
+    Invalid(String),
+}
+
+/// Names the rendered config refers to.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub statefulset: String,
+    pub headless_service: String,
+}
+
+/// Builds the server config for `spec`. Per-pod identity (`cluster.pod_name`,
+/// `cluster.namespace`) comes from environment variables set by the pod spec.
+pub fn server_config(
+    spec: &BleepStoreClusterSpec,
+    cluster_enabled: bool,
+    names: &Names,
+    paths: &Paths,
+) -> Result<bc::Config, RenderError> {
+    let mut config = bc::Config::default();
+
+    config.server.region = spec.region.clone();
+    config.server.domains = spec.domains.clone();
+    if spec.tls.is_some() {
+        config.server.tls = Some(bc::TlsConfig {
+            cert_file: paths.tls_dir().join("tls.crt"),
+            key_file: paths.tls_dir().join("tls.key"),
+        });
+    }
+
+    config.storage.backend = match spec.storage.backend {
+        BackendKind::Local => bc::Backend::Local,
+        BackendKind::Memory => bc::Backend::Memory,
+        other => return Err(RenderError::BackendUnsupported(other.as_str().into())),
+    };
+    config.storage.data_dir = paths.data_dir.clone();
+
+    if spec.credentials.delivery == SecretDelivery::File {
+        config.auth.access_key_file = Some(paths.credentials_dir().join(ACCESS_KEY_KEY));
+        config.auth.secret_key_file = Some(paths.credentials_dir().join(SECRET_KEY_KEY));
+    }
+    config.auth.admin_token_file = Some(paths.internal_dir().join(ADMIN_TOKEN_KEY));
+
+    config.logging.level = spec.logging.level.clone();
+    config.logging.format = match spec.logging.format {
+        LogFormat::Json => bc::LogFormat::Json,
+        LogFormat::Text => bc::LogFormat::Text,
+    };
+
+    if spec.replicas < 1 {
+        return Err(RenderError::Invalid("replicas must be at least 1".into()));
+    }
+    if cluster_enabled {
+        config.cluster.enabled = true;
+        config.cluster.statefulset = Some(names.statefulset.clone());
+        config.cluster.headless_service = Some(names.headless_service.clone());
+        config.cluster.replicas = spec.replicas as u32;
+        if let Some(rf) = spec.replication_factor {
+            if rf < 1 {
+                return Err(RenderError::Invalid(
+                    "replicationFactor must be at least 1".into(),
+                ));
+            }
+            config.cluster.replication_factor = rf as u32;
+        }
+        config.cluster.secret_file = Some(paths.internal_dir().join(CLUSTER_SECRET_KEY));
+        config.cluster.cluster_domain = spec.cluster_domain.clone();
+    }
+    Ok(config)
+}
+
+/// The config as the YAML text stored in the ConfigMap.
+pub fn to_yaml(config: &bc::Config) -> String {
+    let body = serde_yaml_ng::to_string(config).expect("config serializes to YAML");
+    format!("# Rendered by bleepstore-operator; edits are overwritten.\n{body}")
+}
+
+/// The config with `cluster.replicas` normalised, for hashing: a scale
+/// operation must not roll every pod (membership goes through the admin API).
+pub fn hash_view(config: &bc::Config) -> bc::Config {
+    let mut config = config.clone();
+    config.cluster.replicas = 0;
+    config
+}

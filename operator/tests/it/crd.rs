@@ -1,0 +1,130 @@
+//! The generated CRD: drift against the checked-in files, schema shape, and
+//! the CEL rules evaluated client-side.
+
+use bleepstore_operator::crd::BleepStoreCluster;
+use bleepstore_operator::{CRD_PATHS, crd_yaml};
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+
+use crate::{bsc, repo};
+
+#[test]
+fn checked_in_crds_match_the_rust_types() {
+    let generated = crd_yaml().unwrap();
+    for path in CRD_PATHS {
+        let on_disk = std::fs::read_to_string(repo().join(path)).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "{path} is out of date: run `cargo run -p bleepstore-operator --bin crdgen -- --write .`"
+        );
+    }
+}
+
+#[test]
+fn crd_has_names_columns_scale_and_status() {
+    let crd = serde_json::to_value(BleepStoreCluster::crd()).unwrap();
+    assert_eq!(crd["spec"]["group"], "bleepstore.io");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["names"]["shortNames"], json!(["bsc"]));
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["Replicas", "Ready", "Backend", "Endpoint", "Age"]);
+    let scale = &version["subresources"]["scale"];
+    assert_eq!(scale["specReplicasPath"], ".spec.replicas");
+    assert_eq!(scale["statusReplicasPath"], ".status.replicas");
+    assert_eq!(scale["labelSelectorPath"], ".status.selector");
+    assert!(version["subresources"]["status"].is_object());
+    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(spec["properties"]["replicas"]["default"], 1);
+    assert_eq!(spec["properties"]["replicas"]["minimum"], 1.0);
+    assert_eq!(
+        spec["properties"]["storage"]["properties"]["backend"]["enum"],
+        json!(["local", "memory", "aws", "azure", "gcs"])
+    );
+}
+
+fn check(spec: Value) -> Result<(), String> {
+    kube::core::cel::validate_cel(&bsc(spec)).map_err(|e| format!("{e:?}"))
+}
+
+fn check_update(old: Value, new: Value) -> Result<(), String> {
+    kube::core::cel::validate_cel_update(&bsc(new), &bsc(old)).map_err(|e| format!("{e:?}"))
+}
+
+#[test]
+fn cel_backend_settings_must_match_the_backend() {
+    check(json!({})).unwrap();
+    check(json!({"storage": {"backend": "local", "local": {"size": "1Gi"}}})).unwrap();
+    check(json!({"storage": {"backend": "aws", "aws": {"bucket": "b"}}})).unwrap();
+    check(json!({"storage": {"backend": "azure", "azure": {"container": "c"}}})).unwrap();
+    check(json!({"storage": {"backend": "gcs", "gcs": {"bucket": "b"}}})).unwrap();
+    let err = check(json!({"storage": {"backend": "aws"}})).unwrap_err();
+    assert!(err.contains("storage.aws must be set"), "{err}");
+    let err =
+        check(json!({"storage": {"backend": "memory", "local": {"size": "1Gi"}}})).unwrap_err();
+    assert!(err.contains("storage.local is only allowed"), "{err}");
+    let err = check(json!({"storage": {"backend": "local", "gcs": {"bucket": "b"}}})).unwrap_err();
+    assert!(err.contains("storage.gcs must be set"), "{err}");
+}
+
+#[test]
+fn cel_replicas_at_least_one() {
+    let err = check(json!({"replicas": 0})).unwrap_err();
+    assert!(err.contains("replicas must be at least 1"), "{err}");
+}
+
+#[test]
+fn cel_ingress_needs_hosts() {
+    let err = check(json!({"ingress": {"enabled": true, "hosts": []}})).unwrap_err();
+    assert!(err.contains("ingress.hosts"), "{err}");
+    check(json!({"ingress": {"enabled": false, "hosts": []}})).unwrap();
+}
+
+#[test]
+fn cel_storage_size_and_backend_are_immutable() {
+    let old = json!({"storage": {"local": {"size": "1Gi"}}});
+    check_update(old.clone(), old.clone()).unwrap();
+    let err =
+        check_update(old.clone(), json!({"storage": {"local": {"size": "2Gi"}}})).unwrap_err();
+    assert!(err.contains("size is immutable"), "{err}");
+    let err = check_update(old.clone(), json!({"storage": {"local": {}}})).unwrap_err();
+    assert!(err.contains("size is immutable"), "{err}");
+    // Setting it for the first time is allowed.
+    check_update(json!({"storage": {"local": {}}}), old.clone()).unwrap();
+    let err = check_update(
+        json!({"storage": {"backend": "memory"}}),
+        json!({"storage": {"backend": "local"}}),
+    )
+    .unwrap_err();
+    assert!(err.contains("storage.backend is immutable"), "{err}");
+    // Scaling is an ordinary update.
+    check_update(json!({"replicas": 3}), json!({"replicas": 5})).unwrap();
+}
+
+#[test]
+fn examples_parse_and_pass_the_cel_rules() {
+    let dir = repo().join("manifests/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let obj: BleepStoreCluster =
+            serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        kube::core::cel::validate_cel(&obj).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        seen += 1;
+    }
+    assert!(
+        seen >= 3,
+        "expected at least three examples in {}",
+        dir.display()
+    );
+}
