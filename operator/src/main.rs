@@ -1,4 +1,5 @@
 //! `bleepstore-operator`: reconciles `BleepStoreCluster` resources.
+//! `bleepstore-operator render FILE` prints what it would apply for FILE.
 //!
 //! Environment:
 //! - `WATCH_NAMESPACE`: only this namespace (default: all namespaces)
@@ -25,9 +26,29 @@ fn env(name: &str) -> Option<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("--version") {
-        println!("bleepstore-operator {}", env!("CARGO_PKG_VERSION"));
-        return Ok(());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--version") => {
+            println!("bleepstore-operator {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        // `render FILE`: print what the operator would apply for the
+        // BleepStoreCluster in FILE (no cluster needed).
+        Some("render") => {
+            let path = args
+                .get(1)
+                .ok_or_else(|| anyhow::anyhow!("usage: bleepstore-operator render FILE"))?;
+            let text = std::fs::read_to_string(path)?;
+            let bsc: bleepstore_operator::crd::BleepStoreCluster = serde_yaml_ng::from_str(&text)?;
+            print!("{}", bleepstore_operator::render_objects(&bsc)?);
+            return Ok(());
+        }
+        Some(other) => {
+            anyhow::bail!(
+                "unknown argument {other:?} (usage: bleepstore-operator [--version | render FILE])"
+            )
+        }
+        _ => {}
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if env("LOG_FORMAT").as_deref() == Some("text") {
