@@ -5,8 +5,16 @@
 //! metadata store and the blob store. See ARCHITECTURE.md.
 
 pub mod acl;
+pub mod app;
 pub mod auth;
 pub mod checksum;
+pub mod http;
+pub mod logging;
 pub mod meta;
+pub mod metrics;
 pub mod s3;
 pub mod storage;
+pub mod sweep;
+
+pub use app::App;
+pub use http::server::{RunningServer, start};

@@ -1,4 +1,13 @@
 //! The S3 API on port 9000.
 
+pub mod addressing;
+pub mod body;
+pub mod conditional;
 pub mod error;
+pub mod handlers;
+pub mod headers;
+pub mod operation;
+pub mod range;
+pub mod request;
+pub mod service;
 pub mod xml;

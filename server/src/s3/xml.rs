@@ -54,6 +54,11 @@ impl XmlWriter {
         self.out.push('>');
     }
 
+    /// Escaped character data inside the element last opened.
+    pub fn text(&mut self, value: &str) {
+        escape_into(&mut self.out, value);
+    }
+
     pub fn element(&mut self, name: &str, value: &str) {
         self.open(name);
         escape_into(&mut self.out, value);

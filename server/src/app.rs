@@ -1,0 +1,62 @@
+//! The services a running server holds, built from its configuration.
+
+use crate::auth::{AuthSettings, Credentials};
+use crate::meta::Metadata;
+use crate::metrics::Metrics;
+use crate::storage::{BlobStore, LocalBlobStore, MemoryBlobStore};
+use anyhow::Context;
+use bleepstore_config::{Backend, Config};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub struct App {
+    pub config: Config,
+    pub meta: Metadata,
+    pub blobs: Arc<dyn BlobStore>,
+    pub credentials: Credentials,
+    pub metrics: Metrics,
+    pub auth_settings: AuthSettings,
+    /// When this process started: blobs older than this and unreferenced are
+    /// orphans of an earlier run.
+    pub started: SystemTime,
+}
+
+impl App {
+    /// Opens storage and metadata. Every start-up is a recovery: temp files
+    /// of interrupted writes are removed here; orphan blobs by the sweep.
+    pub async fn open(config: Config) -> anyhow::Result<Arc<App>> {
+        let (meta, blobs): (Metadata, Arc<dyn BlobStore>) = match config.storage.backend {
+            Backend::Local => {
+                let data_dir = &config.storage.data_dir;
+                let blobs = LocalBlobStore::open(data_dir)
+                    .with_context(|| format!("cannot open blob store under {}", data_dir.display()))?;
+                let path = config.metadata_path();
+                let meta = Metadata::open(&path)
+                    .with_context(|| format!("cannot open metadata database {}", path.display()))?;
+                (meta, Arc::new(blobs))
+            }
+            Backend::Memory => (
+                Metadata::in_memory().context("cannot create in-memory metadata")?,
+                Arc::new(MemoryBlobStore::new()),
+            ),
+        };
+        blobs
+            .recover()
+            .await
+            .context("cannot clean up interrupted writes")?;
+        let credentials = Credentials::from_config(&config);
+        let auth_settings = AuthSettings {
+            clock_skew: Duration::from_secs(config.limits.clock_skew_secs),
+            max_presign_expiry: Duration::from_secs(config.limits.max_presign_expiry_secs),
+        };
+        Ok(Arc::new(App {
+            config,
+            meta,
+            blobs,
+            credentials,
+            metrics: Metrics::new(),
+            auth_settings,
+            started: SystemTime::now(),
+        }))
+    }
+}

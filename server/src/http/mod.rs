@@ -1,0 +1,4 @@
+//! HTTP listeners and the operations port.
+
+pub mod ops;
+pub mod server;

@@ -1,0 +1,158 @@
+//! Listeners: accepts connections on the S3 and operations ports, serves
+//! HTTP/1.1 with header-read timeouts, and drains in-flight requests on
+//! shutdown within a deadline.
+
+use crate::app::App;
+use crate::s3::service;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// A server whose listeners are bound and serving.
+pub struct RunningServer {
+    pub s3_addr: SocketAddr,
+    pub ops_addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (up to the configured
+    /// timeout), then returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.sweeper.abort();
+    }
+
+    /// Resolves when both listeners have stopped.
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.sweeper.abort();
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
+    let config = &app.config;
+    let s3_listener = TcpListener::bind(config.server.s3_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.s3_listen): {e}", config.server.s3_listen))?;
+    let ops_listener = TcpListener::bind(config.server.ops_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.ops_listen): {e}", config.server.ops_listen))?;
+    let s3_addr = s3_listener.local_addr()?;
+    let ops_addr = ops_listener.local_addr()?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let header_timeout = Duration::from_secs(config.limits.header_timeout_secs);
+    let drain = Duration::from_secs(config.server.shutdown_timeout_secs);
+
+    let s3_app = app.clone();
+    let s3_task = tokio::spawn(serve(
+        s3_listener,
+        move |request: http::Request<Incoming>| {
+            let app = s3_app.clone();
+            async move { Ok::<_, Infallible>(service::handle(app, request).await) }
+        },
+        shutdown_rx.clone(),
+        header_timeout,
+        drain,
+        "s3",
+    ));
+    let router = crate::http::ops::router(app.clone());
+    let ops_task = tokio::spawn(serve(
+        ops_listener,
+        move |request: http::Request<Incoming>| {
+            let router = router.clone();
+            async move {
+                let request = request.map(axum::body::Body::new);
+                Ok::<_, Infallible>(match router.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                })
+            }
+        },
+        shutdown_rx,
+        header_timeout,
+        drain,
+        "ops",
+    ));
+    let sweeper = crate::sweep::spawn(app.clone());
+    tracing::info!(%s3_addr, %ops_addr, backend = app.blobs.name(), "listening");
+    Ok(RunningServer {
+        s3_addr,
+        ops_addr,
+        app,
+        shutdown,
+        tasks: vec![s3_task, ops_task],
+        sweeper,
+    })
+}
+
+async fn serve<F, Fut>(
+    listener: TcpListener,
+    handler: F,
+    mut shutdown: watch::Receiver<bool>,
+    header_timeout: Duration,
+    drain: Duration,
+    name: &'static str,
+) where
+    F: Fn(http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<http::Response<axum::body::Body>, Infallible>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, listener = name, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Without TCP_NODELAY a response split into header and body
+                // writes stalls ~40 ms on kept-alive connections (DESIGN.md §2).
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service_fn(handler));
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!(listener = name, "all connections drained"),
+        _ = tokio::time::sleep(drain) => tracing::warn!(listener = name, "shutdown timeout reached; dropping remaining connections"),
+    }
+}

@@ -1,0 +1,198 @@
+//! GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl.
+
+use super::{S3Response, empty_response, load_bucket, meta_error, require, xml_response};
+use crate::acl::{Acl, Grant, Grantee, Owner, Permission};
+use crate::app::App;
+use crate::meta::{Command, query};
+use crate::s3::body::read_small;
+use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::s3::headers::{acl_from_headers, resolve_email, resolve_group, resolve_user_id};
+use crate::s3::request::S3Request;
+use crate::s3::xml::{self, XSI_NAMESPACE, XmlWriter};
+use http::StatusCode;
+use serde::Deserialize;
+
+pub fn render_acl(acl: &Acl) -> String {
+    let mut w = XmlWriter::root("AccessControlPolicy");
+    w.open("Owner");
+    w.element("ID", &acl.owner.id);
+    w.element("DisplayName", &acl.owner.display_name);
+    w.close("Owner");
+    w.open("AccessControlList");
+    for grant in &acl.grants {
+        w.open("Grant");
+        match &grant.grantee {
+            Grantee::User { id, display_name } => {
+                w.open_with(
+                    "Grantee",
+                    &[("xmlns:xsi", XSI_NAMESPACE), ("xsi:type", "CanonicalUser")],
+                );
+                w.element("ID", id);
+                w.element("DisplayName", display_name);
+            }
+            Grantee::Group { uri } => {
+                w.open_with(
+                    "Grantee",
+                    &[("xmlns:xsi", XSI_NAMESPACE), ("xsi:type", "Group")],
+                );
+                w.element("URI", uri);
+            }
+        }
+        w.close("Grantee");
+        w.element("Permission", grant.permission.as_str());
+        w.close("Grant");
+    }
+    w.close("AccessControlList");
+    w.close("AccessControlPolicy");
+    w.finish()
+}
+
+#[derive(Deserialize)]
+struct AccessControlPolicy {
+    #[serde(rename = "Owner")]
+    owner: Option<XmlOwner>,
+    #[serde(rename = "AccessControlList")]
+    list: Option<XmlGrantList>,
+}
+
+#[derive(Deserialize)]
+struct XmlOwner {
+    #[serde(rename = "ID")]
+    id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct XmlGrantList {
+    #[serde(rename = "Grant", default)]
+    grants: Vec<XmlGrant>,
+}
+
+#[derive(Deserialize)]
+struct XmlGrant {
+    #[serde(rename = "Grantee")]
+    grantee: XmlGrantee,
+    #[serde(rename = "Permission")]
+    permission: String,
+}
+
+#[derive(Deserialize)]
+struct XmlGrantee {
+    #[serde(rename = "@xsi:type", alias = "@type")]
+    kind: Option<String>,
+    #[serde(rename = "ID")]
+    id: Option<String>,
+    #[serde(rename = "URI")]
+    uri: Option<String>,
+    #[serde(rename = "EmailAddress")]
+    email: Option<String>,
+}
+
+/// The ACL a PutBucketAcl/PutObjectAcl asks for, from headers or body.
+async fn requested_acl(
+    app: &App,
+    req: &mut S3Request,
+    owner: &Owner,
+    bucket_owner: Option<&Owner>,
+) -> S3Result<Acl> {
+    let from_headers = acl_from_headers(req, owner, bucket_owner, &app.credentials)?;
+    let body = read_small(req, 1 << 20).await?;
+    let has_body = !body.iter().all(u8::is_ascii_whitespace);
+    match (from_headers, has_body) {
+        (Some(_), true) => Err(S3Error::with_message(
+            S3ErrorCode::UnexpectedContent,
+            "This request does not support content",
+        )),
+        (Some(acl), false) => Ok(acl),
+        (None, false) => Err(S3Error::new(S3ErrorCode::MalformedACLError)),
+        (None, true) => parse_policy(app, &body, owner),
+    }
+}
+
+fn parse_policy(app: &App, body: &[u8], owner: &Owner) -> S3Result<Acl> {
+    let policy: AccessControlPolicy = xml::parse_as(body, S3ErrorCode::MalformedACLError)?;
+    if let Some(id) = policy.owner.and_then(|o| o.id)
+        && id != owner.id
+    {
+        return Err(S3Error::new(S3ErrorCode::AccessDenied));
+    }
+    let mut grants = Vec::new();
+    for grant in policy.list.map(|l| l.grants).unwrap_or_default() {
+        let permission = Permission::parse(grant.permission.trim())
+            .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedACLError))?;
+        let g = grant.grantee;
+        let kind = g.kind.as_deref().map(|k| k.rsplit(':').next().unwrap_or(k));
+        let grantee = match (kind, g.id, g.uri, g.email) {
+            (Some("CanonicalUser") | None, Some(id), _, _) => {
+                resolve_user_id(id.trim(), &app.credentials)?
+            }
+            (Some("Group") | None, _, Some(uri), _) => resolve_group(uri.trim())?,
+            (Some("AmazonCustomerByEmail") | None, _, _, Some(email)) => {
+                resolve_email(email.trim(), &app.credentials)?
+            }
+            _ => return Err(S3Error::new(S3ErrorCode::MalformedACLError)),
+        };
+        grants.push(Grant {
+            grantee,
+            permission,
+        });
+    }
+    Ok(Acl {
+        owner: owner.clone(),
+        grants,
+    })
+}
+
+pub async fn get_bucket_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    let bucket = load_bucket(app, req.bucket()?).await?;
+    require(bucket.acl.allows(req.requester(), Permission::ReadAcp))?;
+    Ok(xml_response(StatusCode::OK, render_acl(&bucket.acl)))
+}
+
+pub async fn put_bucket_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    let bucket = load_bucket(app, req.bucket()?).await?;
+    require(bucket.acl.allows(req.requester(), Permission::WriteAcp))?;
+    let acl = requested_acl(app, req, &bucket.owner, None).await?;
+    app.meta
+        .execute(Command::SetBucketAcl {
+            name: bucket.name.clone(),
+            acl,
+        })
+        .await
+        .map_err(|e| meta_error(e, &bucket.name, None))?;
+    Ok(empty_response(StatusCode::OK))
+}
+
+async fn load_object_acl(app: &App, req: &S3Request) -> S3Result<(Owner, Acl, Owner)> {
+    let bucket = load_bucket(app, req.bucket()?).await?;
+    let (name, key) = (bucket.name.clone(), req.key()?.to_string());
+    let lookup_key = key.clone();
+    let object = app
+        .meta
+        .read(move |c| query::get_object(c, &name, &lookup_key))
+        .await
+        .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?
+        .ok_or_else(|| S3Error::no_such_key(&key))?;
+    Ok((object.meta.owner, object.meta.acl, bucket.owner))
+}
+
+pub async fn get_object_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    let (_, acl, _) = load_object_acl(app, req).await?;
+    require(acl.allows(req.requester(), Permission::ReadAcp))?;
+    Ok(xml_response(StatusCode::OK, render_acl(&acl)))
+}
+
+pub async fn put_object_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    let (owner, current, bucket_owner) = load_object_acl(app, req).await?;
+    require(current.allows(req.requester(), Permission::WriteAcp))?;
+    let acl = requested_acl(app, req, &owner, Some(&bucket_owner)).await?;
+    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    app.meta
+        .execute(Command::SetObjectAcl {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            acl,
+        })
+        .await
+        .map_err(|e| meta_error(e, &bucket, Some(&key)))?;
+    Ok(empty_response(StatusCode::OK))
+}

@@ -1,0 +1,300 @@
+//! ListObjects (v1), ListObjectsV2 and ListObjectVersions, all served by the
+//! same index-driven page query.
+
+use super::{S3Response, authorized_bucket, meta_error, xml_response};
+use crate::acl::Permission;
+use crate::app::App;
+use crate::auth::sigv4::uri_encode;
+use crate::checksum::{base64_decode, base64_encode};
+use crate::meta::model::{ListEntry, ListPage, ListQuery, ObjectSummary};
+use crate::meta::query;
+use crate::s3::error::{S3Error, S3Result};
+use crate::s3::request::S3Request;
+use crate::s3::xml::{self, XmlWriter};
+use http::StatusCode;
+
+/// Common listing parameters.
+struct Params {
+    prefix: String,
+    delimiter: Option<String>,
+    max_keys: usize,
+    url_encoding: bool,
+}
+
+fn params(req: &S3Request) -> S3Result<Params> {
+    let max_keys = match req.int_param("max-keys")? {
+        None => 1000,
+        Some(n) if n < 0 => {
+            return Err(S3Error::invalid_argument("max-keys cannot be negative")
+                .detail("ArgumentName", "max-keys"));
+        }
+        Some(n) => (n as usize).min(1000),
+    };
+    let url_encoding = match req.param("encoding-type") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("url") => true,
+        Some(v) => {
+            return Err(S3Error::invalid_argument("Invalid Encoding Method specified in Request")
+                .detail("ArgumentName", "encoding-type")
+                .detail("ArgumentValue", v));
+        }
+    };
+    Ok(Params {
+        prefix: req.param("prefix").unwrap_or_default().to_string(),
+        delimiter: req
+            .param("delimiter")
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
+        max_keys,
+        url_encoding,
+    })
+}
+
+async fn fetch(app: &App, bucket: &str, query: ListQuery) -> S3Result<ListPage> {
+    let name = bucket.to_string();
+    app.meta
+        .read(move |c| query::list_objects(c, &name, &query))
+        .await
+        .map_err(|e| meta_error(e, bucket, None))
+}
+
+struct Writer {
+    w: XmlWriter,
+    url: bool,
+}
+
+impl Writer {
+    /// Writes a key-like value, URL-encoded when `encoding-type=url`.
+    fn key(&mut self, name: &str, value: &str) {
+        if self.url {
+            self.w.element(name, &uri_encode(value.as_bytes(), true));
+        } else {
+            self.w.element(name, value);
+        }
+    }
+
+    fn object_fields(&mut self, o: &ObjectSummary, owner: bool) {
+        self.w
+            .element("LastModified", &xml::timestamp(o.modified_ms));
+        self.w.element("ETag", &o.etag);
+        if let Some(checksum) = &o.checksum {
+            self.w
+                .element("ChecksumAlgorithm", checksum.algorithm.as_str());
+            self.w.element("ChecksumType", checksum.kind.as_str());
+        }
+        self.w.element("Size", &o.size.to_string());
+        if owner {
+            self.w.open("Owner");
+            self.w.element("ID", &o.owner.id);
+            self.w.element("DisplayName", &o.owner.display_name);
+            self.w.close("Owner");
+        }
+        self.w.element("StorageClass", &o.storage_class);
+    }
+
+    fn common_prefixes(&mut self, page: &ListPage) {
+        for entry in &page.entries {
+            if let ListEntry::Prefix(p) = entry {
+                self.w.open("CommonPrefixes");
+                self.key("Prefix", p);
+                self.w.close("CommonPrefixes");
+            }
+        }
+    }
+
+    fn header(&mut self, bucket: &str, p: &Params) {
+        self.w.element("Name", bucket);
+        self.key("Prefix", &p.prefix);
+    }
+}
+
+fn writer(root: &str, url: bool) -> Writer {
+    Writer {
+        w: XmlWriter::root(root),
+        url,
+    }
+}
+
+fn key_count(page: &ListPage) -> usize {
+    page.entries.len()
+}
+
+pub async fn list_objects_v1(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    let bucket = authorized_bucket(app, req, Permission::Read).await?;
+    let p = params(req)?;
+    let marker = req.param("marker").unwrap_or_default().to_string();
+    let page = fetch(
+        app,
+        &bucket.name,
+        ListQuery {
+            prefix: p.prefix.clone(),
+            delimiter: p.delimiter.clone(),
+            after: (!marker.is_empty()).then(|| marker.clone()),
+            max_keys: p.max_keys,
+        },
+    )
+    .await?;
+    let mut w = writer("ListBucketResult", p.url_encoding);
+    w.header(&bucket.name, &p);
+    w.key("Marker", &marker);
+    if page.truncated
+        && p.delimiter.is_some()
+        && let Some(last) = page.entries.last()
+    {
+        w.key("NextMarker", last.position());
+    }
+    w.w.element("MaxKeys", &p.max_keys.to_string());
+    if let Some(d) = &p.delimiter {
+        w.key("Delimiter", d);
+    }
+    w.w.element("IsTruncated", bool_text(page.truncated));
+    if p.url_encoding {
+        w.w.element("EncodingType", "url");
+    }
+    for entry in &page.entries {
+        if let ListEntry::Object(o) = entry {
+            w.w.open("Contents");
+            w.key("Key", &o.key);
+            w.object_fields(o, true);
+            w.w.close("Contents");
+        }
+    }
+    w.common_prefixes(&page);
+    w.w.close("ListBucketResult");
+    Ok(xml_response(StatusCode::OK, w.w.finish()))
+}
+
+fn bool_text(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+/// Continuation tokens are opaque to clients: the position, base64-encoded.
+fn encode_token(position: &str) -> String {
+    base64_encode(position.as_bytes())
+}
+
+fn decode_token(token: &str) -> S3Result<String> {
+    base64_decode(token)
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .ok_or_else(|| {
+            S3Error::invalid_argument("The continuation token provided is incorrect")
+                .detail("ArgumentName", "continuation-token")
+        })
+}
+
+pub async fn list_objects_v2(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    let bucket = authorized_bucket(app, req, Permission::Read).await?;
+    let p = params(req)?;
+    let token = req.param("continuation-token").map(str::to_string);
+    let start_after = req.param("start-after").map(str::to_string);
+    let fetch_owner = req
+        .param("fetch-owner")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let after = match &token {
+        Some(t) => Some(decode_token(t)?),
+        None => start_after.clone().filter(|s| !s.is_empty()),
+    };
+    let page = fetch(
+        app,
+        &bucket.name,
+        ListQuery {
+            prefix: p.prefix.clone(),
+            delimiter: p.delimiter.clone(),
+            after,
+            max_keys: p.max_keys,
+        },
+    )
+    .await?;
+    let mut w = writer("ListBucketResult", p.url_encoding);
+    w.header(&bucket.name, &p);
+    if let Some(d) = &p.delimiter {
+        w.key("Delimiter", d);
+    }
+    w.w.element("MaxKeys", &p.max_keys.to_string());
+    if p.url_encoding {
+        w.w.element("EncodingType", "url");
+    }
+    w.w.element("KeyCount", &key_count(&page).to_string());
+    w.w.element("IsTruncated", bool_text(page.truncated));
+    if let Some(t) = &token {
+        w.w.element("ContinuationToken", t);
+    }
+    if page.truncated
+        && let Some(last) = page.entries.last()
+    {
+        w.w
+            .element("NextContinuationToken", &encode_token(last.position()));
+    }
+    if let Some(s) = &start_after {
+        w.key("StartAfter", s);
+    }
+    for entry in &page.entries {
+        if let ListEntry::Object(o) = entry {
+            w.w.open("Contents");
+            w.key("Key", &o.key);
+            w.object_fields(o, fetch_owner);
+            w.w.close("Contents");
+        }
+    }
+    w.common_prefixes(&page);
+    w.w.close("ListBucketResult");
+    Ok(xml_response(StatusCode::OK, w.w.finish()))
+}
+
+/// Without versioning every object has the single version `null`.
+pub async fn list_object_versions(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    let bucket = authorized_bucket(app, req, Permission::Read).await?;
+    let p = params(req)?;
+    let key_marker = req.param("key-marker").unwrap_or_default().to_string();
+    let version_marker = req.param("version-id-marker").unwrap_or_default().to_string();
+    if !version_marker.is_empty() && key_marker.is_empty() {
+        return Err(S3Error::invalid_argument(
+            "A version-id marker cannot be specified without a key marker.",
+        )
+        .detail("ArgumentName", "version-id-marker"));
+    }
+    let page = fetch(
+        app,
+        &bucket.name,
+        ListQuery {
+            prefix: p.prefix.clone(),
+            delimiter: p.delimiter.clone(),
+            after: (!key_marker.is_empty()).then(|| key_marker.clone()),
+            max_keys: p.max_keys,
+        },
+    )
+    .await?;
+    let mut w = writer("ListVersionsResult", p.url_encoding);
+    w.header(&bucket.name, &p);
+    w.key("KeyMarker", &key_marker);
+    w.w.element("VersionIdMarker", &version_marker);
+    if page.truncated
+        && let Some(last) = page.entries.last()
+    {
+        w.key("NextKeyMarker", last.position());
+        if matches!(last, ListEntry::Object(_)) {
+            w.w.element("NextVersionIdMarker", "null");
+        }
+    }
+    w.w.element("MaxKeys", &p.max_keys.to_string());
+    if let Some(d) = &p.delimiter {
+        w.key("Delimiter", d);
+    }
+    if p.url_encoding {
+        w.w.element("EncodingType", "url");
+    }
+    w.w.element("IsTruncated", bool_text(page.truncated));
+    for entry in &page.entries {
+        if let ListEntry::Object(o) = entry {
+            w.w.open("Version");
+            w.key("Key", &o.key);
+            w.w.element("VersionId", "null");
+            w.w.element("IsLatest", "true");
+            w.object_fields(o, true);
+            w.w.close("Version");
+        }
+    }
+    w.common_prefixes(&page);
+    w.w.close("ListVersionsResult");
+    Ok(xml_response(StatusCode::OK, w.w.finish()))
+}

@@ -1,0 +1,252 @@
+//! Object metadata carried in headers: reading it from PUT/COPY/CreateMultipartUpload
+//! requests, writing it on GET/HEAD responses.
+
+use crate::acl::{Acl, CannedAcl, Grant, Grantee, Owner, Permission};
+use crate::auth::Credentials;
+use crate::meta::model::ObjectMeta;
+use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::s3::request::S3Request;
+use http::HeaderMap;
+use http::header::HeaderValue;
+use std::collections::BTreeMap;
+
+/// S3's limit on the total size of user metadata.
+const MAX_USER_METADATA: usize = 2048;
+
+pub const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+];
+
+/// Content headers, user metadata and storage class from a write request.
+/// The owner, ACL and checksum are filled in by the caller.
+pub fn object_meta_from_headers(req: &S3Request) -> S3Result<ObjectMeta> {
+    let text = |name: &str| req.header(name).map(str::to_string);
+    let storage_class = match req.header("x-amz-storage-class") {
+        None => "STANDARD".to_string(),
+        Some(class) if STORAGE_CLASSES.contains(&class) => class.to_string(),
+        Some(_) => return Err(S3Error::new(S3ErrorCode::InvalidStorageClass)),
+    };
+    Ok(ObjectMeta {
+        content_type: text("content-type"),
+        content_encoding: req
+            .header("content-encoding")
+            .map(|v| {
+                // aws-chunked is a transfer detail, not part of the object.
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty() && *e != "aws-chunked")
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|v| !v.is_empty()),
+        content_disposition: text("content-disposition"),
+        content_language: text("content-language"),
+        cache_control: text("cache-control"),
+        expires: text("expires"),
+        website_redirect: text("x-amz-website-redirect-location"),
+        user: user_metadata(&req.headers)?,
+        storage_class,
+        ..Default::default()
+    })
+}
+
+pub fn user_metadata(headers: &HeaderMap) -> S3Result<BTreeMap<String, String>> {
+    let mut user = BTreeMap::new();
+    let mut total = 0;
+    for (name, value) in headers {
+        if let Some(suffix) = name.as_str().strip_prefix("x-amz-meta-") {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            total += suffix.len() + value.len();
+            user.entry(suffix.to_string())
+                .and_modify(|existing: &mut String| {
+                    existing.push(',');
+                    existing.push_str(&value)
+                })
+                .or_insert(value);
+        }
+    }
+    if total > MAX_USER_METADATA {
+        return Err(S3Error::new(S3ErrorCode::MetadataTooLarge)
+            .detail("MaxMessageLengthBytes", MAX_USER_METADATA.to_string()));
+    }
+    Ok(user)
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+/// Headers describing a stored object on GET and HEAD responses.
+pub fn write_object_headers(headers: &mut HeaderMap, meta: &ObjectMeta, etag: &str, modified_ms: i64) {
+    insert(headers, "etag", etag);
+    insert(headers, "last-modified", &http_date(modified_ms));
+    insert(
+        headers,
+        "content-type",
+        meta.content_type.as_deref().unwrap_or("binary/octet-stream"),
+    );
+    let optional = [
+        ("content-encoding", &meta.content_encoding),
+        ("content-disposition", &meta.content_disposition),
+        ("content-language", &meta.content_language),
+        ("cache-control", &meta.cache_control),
+        ("expires", &meta.expires),
+        ("x-amz-website-redirect-location", &meta.website_redirect),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            insert(headers, name, value);
+        }
+    }
+    for (key, value) in &meta.user {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(format!("x-amz-meta-{key}").as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    if meta.storage_class != "STANDARD" {
+        insert(headers, "x-amz-storage-class", &meta.storage_class);
+    }
+    insert(headers, "accept-ranges", "bytes");
+}
+
+/// `response-content-type` and friends override the stored headers on GET.
+pub fn apply_response_overrides(req: &S3Request, headers: &mut HeaderMap) -> S3Result<()> {
+    const OVERRIDES: [(&str, &str); 6] = [
+        ("response-content-type", "content-type"),
+        ("response-content-language", "content-language"),
+        ("response-expires", "expires"),
+        ("response-cache-control", "cache-control"),
+        ("response-content-disposition", "content-disposition"),
+        ("response-content-encoding", "content-encoding"),
+    ];
+    for (param, header) in OVERRIDES {
+        if let Some(value) = req.param(param) {
+            if matches!(req.requester(), crate::acl::Requester::Anonymous) {
+                return Err(S3Error::invalid_request(
+                    "Request specific response headers cannot be used for anonymous GET requests.",
+                ));
+            }
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| S3Error::invalid_argument(format!("Invalid value for {param}")))?;
+            headers.insert(header, value);
+        }
+    }
+    Ok(())
+}
+
+pub fn http_date(ms: i64) -> String {
+    httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+}
+
+/// The ACL a write request asks for: a canned `x-amz-acl`, `x-amz-grant-*`
+/// headers, or (neither) the default private ACL.
+pub fn acl_from_headers(
+    req: &S3Request,
+    owner: &Owner,
+    bucket_owner: Option<&Owner>,
+    credentials: &Credentials,
+) -> S3Result<Option<Acl>> {
+    let canned = req.header("x-amz-acl");
+    let grant_headers: Vec<(&str, Permission)> = [
+        ("x-amz-grant-read", Permission::Read),
+        ("x-amz-grant-write", Permission::Write),
+        ("x-amz-grant-read-acp", Permission::ReadAcp),
+        ("x-amz-grant-write-acp", Permission::WriteAcp),
+        ("x-amz-grant-full-control", Permission::FullControl),
+    ]
+    .into_iter()
+    .filter_map(|(name, p)| req.header(name).map(|v| (v, p)))
+    .collect();
+    if canned.is_some() && !grant_headers.is_empty() {
+        return Err(S3Error::invalid_request(
+            "Specifying both Canned ACLs and Header Grants is not allowed",
+        ));
+    }
+    if let Some(canned) = canned {
+        let canned = CannedAcl::parse(canned.trim()).ok_or_else(|| {
+            S3Error::invalid_argument(format!("Invalid canned ACL {canned:?}"))
+                .detail("ArgumentName", "x-amz-acl")
+        })?;
+        return Ok(Some(canned.to_acl(owner, bucket_owner)));
+    }
+    if grant_headers.is_empty() {
+        return Ok(None);
+    }
+    let mut grants = Vec::new();
+    for (value, permission) in grant_headers {
+        for grantee in value.split(',') {
+            let grantee = grantee.trim();
+            if grantee.is_empty() {
+                continue;
+            }
+            let (kind, raw) = grantee.split_once('=').ok_or_else(|| {
+                S3Error::invalid_argument(format!("Invalid grantee {grantee:?}"))
+            })?;
+            let raw = raw.trim().trim_matches('"');
+            let grantee = match kind.trim().to_ascii_lowercase().as_str() {
+                "id" => resolve_user_id(raw, credentials)?,
+                "uri" => resolve_group(raw)?,
+                "emailaddress" => resolve_email(raw, credentials)?,
+                other => {
+                    return Err(S3Error::invalid_argument(format!(
+                        "Invalid grantee type {other:?}"
+                    )));
+                }
+            };
+            grants.push(Grant {
+                grantee,
+                permission,
+            });
+        }
+    }
+    Ok(Some(Acl {
+        owner: owner.clone(),
+        grants,
+    }))
+}
+
+pub fn resolve_user_id(id: &str, credentials: &Credentials) -> S3Result<Grantee> {
+    let user = credentials
+        .by_owner_id(id)
+        .ok_or_else(|| S3Error::invalid_argument("Invalid id").detail("ArgumentName", "CanonicalUser/ID").detail("ArgumentValue", id))?;
+    Ok(Grantee::User {
+        id: user.owner.id.clone(),
+        display_name: user.owner.display_name.clone(),
+    })
+}
+
+pub fn resolve_email(email: &str, credentials: &Credentials) -> S3Result<Grantee> {
+    let user = credentials
+        .by_email(email)
+        .ok_or_else(|| S3Error::new(S3ErrorCode::UnresolvableGrantByEmailAddress).detail("EmailAddress", email))?;
+    Ok(Grantee::User {
+        id: user.owner.id.clone(),
+        display_name: user.owner.display_name.clone(),
+    })
+}
+
+pub fn resolve_group(uri: &str) -> S3Result<Grantee> {
+    match uri {
+        crate::acl::ALL_USERS | crate::acl::AUTHENTICATED_USERS | crate::acl::LOG_DELIVERY => {
+            Ok(Grantee::Group { uri: uri.to_string() })
+        }
+        _ => Err(S3Error::invalid_argument("Invalid group uri").detail("ArgumentValue", uri)),
+    }
+}

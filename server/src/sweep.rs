@@ -1,0 +1,64 @@
+//! Removes blobs that no metadata references: leftovers of writes that
+//! crashed between storing a blob and committing its metadata, and of frees
+//! that crashed before deleting (DESIGN.md §4).
+
+use crate::app::App;
+use crate::meta::query;
+use crate::storage::BlobId;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Deletes unreferenced blobs created before `cutoff`; returns how many.
+pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usize> {
+    let candidates: Vec<BlobId> = app
+        .blobs
+        .list()
+        .await?
+        .into_iter()
+        .filter(|b| b.created < cutoff)
+        .map(|b| b.id)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let orphans = app
+        .meta
+        .read(move |conn| {
+            let mut orphans = Vec::new();
+            for blob in candidates {
+                if !query::blob_referenced(conn, &blob)? {
+                    orphans.push(blob);
+                }
+            }
+            Ok(orphans)
+        })
+        .await?;
+    for blob in &orphans {
+        app.blobs.delete(blob).await?;
+    }
+    if !orphans.is_empty() {
+        app.metrics.orphans_removed.inc_by(orphans.len() as u64);
+        tracing::info!(removed = orphans.len(), "removed orphan blobs");
+    }
+    Ok(orphans.len())
+}
+
+/// Runs the start-up sweep (everything older than this process is fair game,
+/// as no write of an earlier run can still be in flight), then one sweep per
+/// interval for blobs older than the grace period.
+pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = sweep_orphans(&app, app.started).await {
+            tracing::warn!(error = %e, "start-up orphan sweep failed");
+        }
+        let interval = Duration::from_secs(app.config.storage.sweep_interval_secs.max(1));
+        let grace = Duration::from_secs(app.config.storage.orphan_grace_secs);
+        loop {
+            tokio::time::sleep(interval).await;
+            let cutoff = SystemTime::now() - grace;
+            if let Err(e) = sweep_orphans(&app, cutoff).await {
+                tracing::warn!(error = %e, "orphan sweep failed");
+            }
+        }
+    })
+}
