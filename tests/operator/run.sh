@@ -129,10 +129,16 @@ base_image() {
 }
 
 build_image() { # DOCKERFILE BINARY TAG
-    local ctx="$WORK/ctx-$(basename "$2")"
+    local ctx="$WORK/ctx-$(basename "$2")" old new
+    old=$(podman image inspect -f '{{.Id}}' "$3" 2>/dev/null || true)
     mkdir -p "$ctx" && cp "$BIN/$2" "$ctx/" &&
         timeout 300 podman build -q --pull=never --build-arg "BASE=$BASE_IMAGE" \
-            -f "$ROOT/images/$1" -t "$3" "$ctx"
+            -f "$ROOT/images/$1" -t "$3" "$ctx" || return 1
+    # Drop the previous build of this tag so repeated runs do not pile up images.
+    new=$(podman image inspect -f '{{.Id}}' "$3")
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then
+        timeout 60 podman rmi "$old" >/dev/null 2>&1 || true
+    fi
 }
 
 free_port() {
@@ -214,7 +220,8 @@ s3_checks() { # S3PORT INFO_JSON
     key=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_key"])' "$info")
     secret=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret_key"])' "$info")
     region=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["region"])' "$info")
-    local sig=(--aws-sigv4 "aws:amz:$region:s3" --user "$key:$secret" -s --max-time 10)
+    # SigV4 header auth needs x-amz-content-sha256 (curl 7.88 does not add it).
+    local sig=(--aws-sigv4 "aws:amz:$region:s3" --user "$key:$secret" -s --max-time 10 -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
     # Unsigned requests are refused.
     local code
     code=$(env -u CURL_CA_BUNDLE curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/")
