@@ -136,10 +136,50 @@ pub fn server_config(
     Ok(config)
 }
 
-/// The config as the YAML text stored in the ConfigMap.
+/// The config as the YAML text stored in the ConfigMap. Only settings that
+/// differ from the server's built-in defaults are written, so the server's
+/// own defaults keep applying to everything the operator does not decide.
 pub fn to_yaml(config: &bc::Config) -> String {
-    let body = serde_yaml_ng::to_string(config).expect("config serializes to YAML");
+    let mut value = serde_json::to_value(config).expect("config serializes");
+    let defaults = serde_json::to_value(bc::Config::default()).expect("config serializes");
+    let full = value.clone();
+    strip_defaults(&mut value, &defaults);
+    // What the pod spec depends on stays explicit even when it is a default.
+    for (section, field) in PINNED {
+        if let Some(v) = full.get(section).and_then(|s| s.get(field))
+            && !v.is_null()
+        {
+            value[section][field] = v.clone();
+        }
+    }
+    let body = serde_yaml_ng::to_string(&value).expect("config serializes to YAML");
     format!("# Rendered by bleepstore-operator; edits are overwritten.\n{body}")
+}
+
+/// Settings always written: the listeners match the container ports, the
+/// rest is what the resource decides.
+const PINNED: [(&str, &str); 7] = [
+    ("server", "s3_listen"),
+    ("server", "ops_listen"),
+    ("server", "region"),
+    ("storage", "backend"),
+    ("storage", "data_dir"),
+    ("logging", "level"),
+    ("logging", "format"),
+];
+
+/// Removes map entries equal to the default (and nulls), recursively.
+fn strip_defaults(value: &mut serde_json::Value, defaults: &serde_json::Value) {
+    if let serde_json::Value::Object(map) = value {
+        map.retain(|key, v| {
+            let default = defaults.get(key).unwrap_or(&serde_json::Value::Null);
+            if v.is_object() {
+                strip_defaults(v, default);
+                return v.as_object().is_some_and(|m| !m.is_empty());
+            }
+            !v.is_null() && v != default
+        });
+    }
 }
 
 /// The config with `cluster.replicas` normalised, for hashing: a scale
