@@ -27,8 +27,13 @@ const MAX_LINE: usize = 4096;
 
 enum State {
     Header,
-    Data { remaining: u64, signature: Option<String> },
-    DataEnd { signature: Option<String> },
+    Data {
+        remaining: u64,
+        signature: Option<String>,
+    },
+    DataEnd {
+        signature: Option<String>,
+    },
     Trailers,
     Done,
 }
@@ -131,7 +136,8 @@ impl Decoder {
 
     fn finish(&mut self) -> Result<(), std::io::Error> {
         self.state = State::Done;
-        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::mem::take(&mut self.trailers));
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::mem::take(&mut self.trailers));
         Ok(())
     }
 
@@ -142,7 +148,11 @@ impl Decoder {
             match &mut self.state {
                 State::Header => {
                     let Some(line) = self.take_line()? else {
-                        return if self.eof { Err(incomplete()) } else { Ok(None) };
+                        return if self.eof {
+                            Err(incomplete())
+                        } else {
+                            Ok(None)
+                        };
                     };
                     let mut fields = line.split(';');
                     let size_text = fields.next().unwrap_or("").trim();
@@ -167,7 +177,11 @@ impl Decoder {
                     signature,
                 } => {
                     if self.buf.is_empty() {
-                        return if self.eof { Err(incomplete()) } else { Ok(None) };
+                        return if self.eof {
+                            Err(incomplete())
+                        } else {
+                            Ok(None)
+                        };
                     }
                     let n = (*remaining).min(self.buf.len() as u64) as usize;
                     let data = self.buf.split_to(n).freeze();
@@ -183,7 +197,11 @@ impl Decoder {
                 }
                 State::DataEnd { signature } => {
                     if self.buf.len() < 2 {
-                        return if self.eof { Err(incomplete()) } else { Ok(None) };
+                        return if self.eof {
+                            Err(incomplete())
+                        } else {
+                            Ok(None)
+                        };
                     }
                     if &self.buf[..2] != b"\r\n" {
                         return Err(malformed("chunk data longer than its declared size"));
@@ -303,7 +321,11 @@ mod tests {
         let body = b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n";
         for split in 1..body.len() {
             let (stream, slot) = decode(input(vec![&body[..split], &body[split..]]), None, false);
-            assert_eq!(collect(stream).await.unwrap(), b"hello world", "split {split}");
+            assert_eq!(
+                collect(stream).await.unwrap(),
+                b"hello world",
+                "split {split}"
+            );
             let trailers = slot.lock().unwrap().clone().unwrap();
             assert_eq!(
                 trailers,

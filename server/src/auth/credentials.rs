@@ -93,13 +93,19 @@ impl Credentials {
     }
 
     pub fn by_email(&self, email: &str) -> Option<&User> {
-        self.users
-            .values()
-            .find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+        self.users.values().find(|u| {
+            u.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
     }
 
     pub fn signing_key(&self, user: &User, date: &str, region: &str, service: &str) -> [u8; 32] {
-        let cache_key = (user.access_key.clone(), date.to_string(), region.to_string());
+        let cache_key = (
+            user.access_key.clone(),
+            date.to_string(),
+            region.to_string(),
+        );
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(key) = keys.get(&cache_key) {
             return *key;

@@ -4,6 +4,7 @@
 
 pub mod chunked;
 mod credentials;
+pub mod sigv2;
 pub mod sigv4;
 
 pub use credentials::{Credentials, User};
@@ -60,6 +61,8 @@ pub struct RequestView<'a> {
     pub raw_path: &'a str,
     pub raw_query: &'a str,
     pub headers: &'a HeaderMap,
+    /// The bucket, when it was addressed by host name (SigV2 signs it).
+    pub virtual_host_bucket: Option<&'a str>,
 }
 
 pub struct AuthSettings {
@@ -80,8 +83,8 @@ pub fn authenticate(
         if let Some(rest) = header.strip_prefix(sigv4::ALGORITHM) {
             return header_auth(request, rest, credentials, settings, now);
         }
-        if header.starts_with("AWS ") {
-            return Err(unsupported_mechanism());
+        if let Some(rest) = header.strip_prefix("AWS ") {
+            return v2_header_auth(request, rest, credentials, settings, now);
         }
         return Err(S3Error::invalid_argument("Unsupported Authorization Type")
             .detail("ArgumentName", "Authorization")
@@ -91,8 +94,8 @@ pub fn authenticate(
     if query.iter().any(|(k, _)| k == "X-Amz-Algorithm") {
         return presigned_auth(request, &query, credentials, settings, now);
     }
-    if query.iter().any(|(k, _)| k == "AWSAccessKeyId") && query.iter().any(|(k, _)| k == "Signature") {
-        return Err(unsupported_mechanism());
+    if query.iter().any(|(k, _)| k == "AWSAccessKeyId") {
+        return v2_presigned_auth(request, &query, credentials, settings, now);
     }
     Ok(Authenticated {
         requester: Requester::Anonymous,
@@ -102,10 +105,133 @@ pub fn authenticate(
     })
 }
 
-fn unsupported_mechanism() -> S3Error {
-    S3Error::invalid_request(
-        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
-    )
+fn v2_verify(
+    request: &RequestView,
+    query: &[(String, String)],
+    user: &User,
+    date: &str,
+    provided: &str,
+) -> Result<(), S3Error> {
+    let resource = sigv2::canonical_resource(
+        request.raw_path,
+        request.virtual_host_bucket,
+        query,
+        request.raw_query,
+    );
+    let string_to_sign = sigv2::string_to_sign(request.method, request.headers, date, &resource);
+    let expected = sigv2::sign(user.secret_key.expose(), &string_to_sign);
+    if bool::from(expected.as_bytes().ct_eq(provided.as_bytes())) {
+        return Ok(());
+    }
+    Err(S3Error::new(S3ErrorCode::SignatureDoesNotMatch)
+        .detail("AWSAccessKeyId", &user.access_key)
+        .detail("StringToSign", string_to_sign)
+        .detail("SignatureProvided", provided))
+}
+
+fn v2_header_auth(
+    request: &RequestView,
+    rest: &str,
+    credentials: &Credentials,
+    settings: &AuthSettings,
+    now: SystemTime,
+) -> Result<Authenticated, S3Error> {
+    let (access_key, signature) = rest.trim().rsplit_once(':').ok_or_else(|| {
+        S3Error::invalid_argument(
+            "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+        )
+    })?;
+    let user = credentials.get(access_key).ok_or_else(|| {
+        S3Error::new(S3ErrorCode::InvalidAccessKeyId).detail("AWSAccessKeyId", access_key)
+    })?;
+    // With x-amz-date present, it is signed among the amz headers and the
+    // Date line is empty.
+    let (date_line, request_time) = match header_str(request.headers, "x-amz-date") {
+        Some(amz) => (
+            String::new(),
+            httpdate::parse_http_date(&amz)
+                .ok()
+                .or_else(|| parse_amz_date(&amz)),
+        ),
+        None => {
+            let date = header_str(request.headers, "date").unwrap_or_default();
+            let parsed = httpdate::parse_http_date(&date).ok();
+            (date, parsed)
+        }
+    };
+    let request_time = request_time.ok_or_else(|| {
+        S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "AWS authentication requires a valid Date or x-amz-date header",
+        )
+    })?;
+    check_skew(request_time, now, settings.clock_skew)?;
+    let query = sigv4::parse_query(request.raw_query);
+    v2_verify(request, &query, user, &date_line, signature)?;
+    Ok(Authenticated {
+        requester: Requester::User(user.owner.clone()),
+        payload: PayloadMode::Unsigned,
+        chunk_signer: None,
+        presigned: false,
+    })
+}
+
+fn v2_presigned_auth(
+    request: &RequestView,
+    query: &[(String, String)],
+    credentials: &Credentials,
+    settings: &AuthSettings,
+    now: SystemTime,
+) -> Result<Authenticated, S3Error> {
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let (Some(access_key), Some(signature), Some(expires)) = (
+        param("AWSAccessKeyId"),
+        param("Signature"),
+        param("Expires"),
+    ) else {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
+        ));
+    };
+    let user = credentials.get(access_key).ok_or_else(|| {
+        S3Error::new(S3ErrorCode::InvalidAccessKeyId).detail("AWSAccessKeyId", access_key)
+    })?;
+    let expires_at: u64 = expires.parse().map_err(|_| {
+        S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "Invalid date (should be seconds since epoch)",
+        )
+    })?;
+    let now_secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if now_secs > expires_at {
+        return Err(
+            S3Error::with_message(S3ErrorCode::AccessDenied, "Request has expired")
+                .detail("Expires", expires),
+        );
+    }
+    if expires_at > now_secs + settings.max_presign_expiry.as_secs() + settings.clock_skew.as_secs()
+    {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "Request expiry is too far in the future",
+        ));
+    }
+    v2_verify(request, query, user, expires, signature)?;
+    Ok(Authenticated {
+        requester: Requester::User(user.owner.clone()),
+        payload: PayloadMode::Unsigned,
+        chunk_signer: None,
+        presigned: true,
+    })
 }
 
 struct Scope {
@@ -135,7 +261,10 @@ impl Scope {
     }
 
     fn string(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
     }
 }
 
@@ -165,7 +294,9 @@ fn header_auth(
         } else if let Some(v) = component.strip_prefix("Signature=") {
             signature = Some(v);
         } else if !component.is_empty() {
-            return Err(malformed_header(&format!("unknown component {component:?}")));
+            return Err(malformed_header(&format!(
+                "unknown component {component:?}"
+            )));
         }
     }
     let (Some(credential), Some(signed_headers), Some(signature)) =
@@ -186,13 +317,17 @@ fn header_auth(
             scope.service
         )));
     }
-    let user = credentials
-        .get(&scope.access_key)
-        .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidAccessKeyId).detail("AWSAccessKeyId", &scope.access_key))?;
+    let user = credentials.get(&scope.access_key).ok_or_else(|| {
+        S3Error::new(S3ErrorCode::InvalidAccessKeyId).detail("AWSAccessKeyId", &scope.access_key)
+    })?;
 
     let amz_date = request_date(request.headers)?;
-    let request_time = parse_amz_date(&amz_date)
-        .ok_or_else(|| S3Error::with_message(S3ErrorCode::AccessDenied, "AWS authentication requires a valid Date or x-amz-date header"))?;
+    let request_time = parse_amz_date(&amz_date).ok_or_else(|| {
+        S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "AWS authentication requires a valid Date or x-amz-date header",
+        )
+    })?;
     check_skew(request_time, now, settings.clock_skew)?;
     if !amz_date.starts_with(&scope.date) {
         return Err(malformed_header(&format!(
@@ -202,9 +337,18 @@ fn header_auth(
         )));
     }
 
-    let payload_hash = header_str(request.headers, "x-amz-content-sha256").ok_or_else(|| {
-        S3Error::invalid_request("Missing required header for this request: x-amz-content-sha256")
-    })?;
+    // S3 requires x-amz-content-sha256; generic SigV4 signers (curl) omit
+    // it and sign the body's hash, which is known without reading only when
+    // there is no body.
+    let payload_hash = match header_str(request.headers, "x-amz-content-sha256") {
+        Some(hash) => hash,
+        None if !has_body(request.headers) => sigv4::EMPTY_SHA256.to_string(),
+        None => {
+            return Err(S3Error::invalid_request(
+                "Missing required header for this request: x-amz-content-sha256",
+            ));
+        }
+    };
     let payload = payload_mode(&payload_hash)?;
 
     let key = credentials.signing_key(user, &scope.date, &scope.region, &scope.service);
@@ -220,12 +364,13 @@ fn header_auth(
         signature,
         &scope.access_key,
     )?;
-    let chunk_signer = matches!(payload, PayloadMode::StreamingSigned { .. }).then(|| ChunkSigner {
-        key,
-        amz_date: amz_date.clone(),
-        scope: scope_string,
-        seed_signature: signature.to_string(),
-    });
+    let chunk_signer =
+        matches!(payload, PayloadMode::StreamingSigned { .. }).then(|| ChunkSigner {
+            key,
+            amz_date: amz_date.clone(),
+            scope: scope_string,
+            seed_signature: signature.to_string(),
+        });
     Ok(Authenticated {
         requester: Requester::User(user.owner.clone()),
         payload,
@@ -238,7 +383,9 @@ fn payload_mode(value: &str) -> Result<PayloadMode, S3Error> {
     Ok(match value {
         "UNSIGNED-PAYLOAD" => PayloadMode::Unsigned,
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => PayloadMode::StreamingSigned { trailer: false },
-        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => PayloadMode::StreamingSigned { trailer: true },
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => {
+            PayloadMode::StreamingSigned { trailer: true }
+        }
         "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => PayloadMode::StreamingUnsigned,
         hash if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
             PayloadMode::Sha256(hash.to_ascii_lowercase())
@@ -261,7 +408,12 @@ fn presigned_auth(
     settings: &AuthSettings,
     now: SystemTime,
 ) -> Result<Authenticated, S3Error> {
-    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let query_error = |message: &str| {
         S3Error::with_message(S3ErrorCode::AuthorizationQueryParametersError, message)
     };
@@ -284,9 +436,9 @@ fn presigned_auth(
     let scope = Scope::parse(credential).ok_or_else(|| {
         query_error("Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
     })?;
-    let user = credentials
-        .get(&scope.access_key)
-        .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidAccessKeyId).detail("AWSAccessKeyId", &scope.access_key))?;
+    let user = credentials.get(&scope.access_key).ok_or_else(|| {
+        S3Error::new(S3ErrorCode::InvalidAccessKeyId).detail("AWSAccessKeyId", &scope.access_key)
+    })?;
     let expires: u64 = expires
         .parse()
         .map_err(|_| query_error("X-Amz-Expires should be a number"))?;
@@ -296,8 +448,9 @@ fn presigned_auth(
             settings.max_presign_expiry.as_secs()
         )));
     }
-    let signed_at = parse_amz_date(amz_date)
-        .ok_or_else(|| query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""))?;
+    let signed_at = parse_amz_date(amz_date).ok_or_else(|| {
+        query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
+    })?;
     if signed_at > now + settings.clock_skew {
         return Err(S3Error::with_message(
             S3ErrorCode::AccessDenied,
@@ -305,8 +458,10 @@ fn presigned_auth(
         ));
     }
     if now > signed_at + Duration::from_secs(expires) {
-        return Err(S3Error::with_message(S3ErrorCode::AccessDenied, "Request has expired")
-            .detail("X-Amz-Expires", expires.to_string()));
+        return Err(
+            S3Error::with_message(S3ErrorCode::AccessDenied, "Request has expired")
+                .detail("X-Amz-Expires", expires.to_string()),
+        );
     }
     if !amz_date.starts_with(&scope.date) {
         return Err(query_error("the credential date does not match X-Amz-Date"));
@@ -395,6 +550,11 @@ fn verify_signature(
         .detail("StringToSign", string_to_sign)
         .detail("SignatureProvided", provided)
         .detail("CanonicalRequest", canonical))
+}
+
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || header_str(headers, "content-length").is_some_and(|l| l != "0")
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

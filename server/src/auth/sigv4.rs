@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn aws_example_get_object() {
         let headers = vec![
-            ("host".to_string(), "examplebucket.s3.amazonaws.com".to_string()),
+            (
+                "host".to_string(),
+                "examplebucket.s3.amazonaws.com".to_string(),
+            ),
             ("range".to_string(), "bytes=0-9".to_string()),
             ("x-amz-content-sha256".to_string(), EMPTY_SHA256.to_string()),
             ("x-amz-date".to_string(), "20130524T000000Z".to_string()),
@@ -213,7 +216,10 @@ mod tests {
     #[test]
     fn aws_example_list_objects_query() {
         let headers = vec![
-            ("host".to_string(), "examplebucket.s3.amazonaws.com".to_string()),
+            (
+                "host".to_string(),
+                "examplebucket.s3.amazonaws.com".to_string(),
+            ),
             ("x-amz-content-sha256".to_string(), EMPTY_SHA256.to_string()),
             ("x-amz-date".to_string(), "20130524T000000Z".to_string()),
         ];
@@ -242,7 +248,10 @@ mod tests {
     #[test]
     fn aws_example_presigned_url() {
         let query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
-        let headers = vec![("host".to_string(), "examplebucket.s3.amazonaws.com".to_string())];
+        let headers = vec![(
+            "host".to_string(),
+            "examplebucket.s3.amazonaws.com".to_string(),
+        )];
         let canonical = CanonicalRequest {
             method: "GET",
             uri: &canonical_uri("/test.txt"),
@@ -297,10 +306,7 @@ mod tests {
         assert_eq!(canonical_uri("/bucket/a b!"), "/bucket/a%20b%21");
         assert_eq!(canonical_uri("/bucket/%E6%97%A5"), "/bucket/%E6%97%A5");
         assert_eq!(canonical_query("b=2&a=1&acl", None), "a=1&acl=&b=2");
-        assert_eq!(
-            canonical_header_value(&[b"  a   b  ", b"c"]),
-            "a b,c"
-        );
+        assert_eq!(canonical_header_value(&[b"  a   b  ", b"c"]), "a b,c");
         assert_eq!(
             parse_query("prefix=a%2Fb&list-type=2&x"),
             vec![

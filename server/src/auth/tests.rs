@@ -56,13 +56,19 @@ fn signed_headers(amz_date: &str, access_key: &str, secret: &str, path: &str) ->
     headers
 }
 
-fn run(headers: &HeaderMap, path: &str, query: &str, now: SystemTime) -> Result<Authenticated, S3Error> {
+fn run(
+    headers: &HeaderMap,
+    path: &str,
+    query: &str,
+    now: SystemTime,
+) -> Result<Authenticated, S3Error> {
     authenticate(
         &RequestView {
             method: "GET",
             raw_path: path,
             raw_query: query,
             headers,
+            virtual_host_bucket: None,
         },
         &credentials(),
         &settings(),
@@ -121,9 +127,13 @@ fn malformed_headers_get_specific_errors() {
         S3ErrorCode::AuthorizationHeaderMalformed
     );
     headers.insert("authorization", HeaderValue::from_static("AWS AKID:sig"));
+    headers.insert(
+        "date",
+        HeaderValue::from_str(&httpdate::fmt_http_date(now)).unwrap(),
+    );
     assert_eq!(
         run(&headers, "/", "", now).unwrap_err().code,
-        S3ErrorCode::InvalidRequest
+        S3ErrorCode::SignatureDoesNotMatch
     );
     headers.insert("authorization", HeaderValue::from_static("Bearer x"));
     assert_eq!(
@@ -161,7 +171,10 @@ fn presigned_urls_expire_and_have_limits() {
         .render();
         let sts = sigv4::string_to_sign(&date, &scope, &canonical);
         let key = sigv4::signing_key("SECRET", &date[..8], "us-east-1", "s3");
-        format!("{query_unsigned}&X-Amz-Signature={}", sigv4::sign(&key, &sts))
+        format!(
+            "{query_unsigned}&X-Amz-Signature={}",
+            sigv4::sign(&key, &sts)
+        )
     };
     let mut headers = HeaderMap::new();
     headers.insert("host", HeaderValue::from_static("h"));
@@ -174,12 +187,47 @@ fn presigned_urls_expire_and_have_limits() {
         "expired"
     );
     assert_eq!(
-        run(&headers, "/b/k", &presign(604801), now).unwrap_err().code,
+        run(&headers, "/b/k", &presign(604801), now)
+            .unwrap_err()
+            .code,
         S3ErrorCode::AuthorizationQueryParametersError
     );
     let tampered = presign(3600).replace("X-Amz-Expires=3600", "X-Amz-Expires=3601");
     assert_eq!(
         run(&headers, "/b/k", &tampered, now).unwrap_err().code,
+        S3ErrorCode::SignatureDoesNotMatch
+    );
+}
+
+#[test]
+fn sigv2_header_and_presigned() {
+    let now = SystemTime::now();
+    let date = httpdate::fmt_http_date(now);
+    let mut headers = HeaderMap::new();
+    headers.insert("date", HeaderValue::from_str(&date).unwrap());
+    let sts = format!("GET\n\n\n{date}\n/b/k");
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("AWS AKID:{}", sigv2::sign("SECRET", &sts))).unwrap(),
+    );
+    assert!(matches!(
+        run(&headers, "/b/k", "", now).unwrap().requester,
+        Requester::User(_)
+    ));
+
+    let expires = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
+    let sts = format!("GET\n\n\n{expires}\n/b/k");
+    let signature = sigv4::uri_encode(sigv2::sign("SECRET", &sts).as_bytes(), false);
+    let query = format!("AWSAccessKeyId=AKID&Expires={expires}&Signature={signature}");
+    let empty = HeaderMap::new();
+    assert!(run(&empty, "/b/k", &query, now).unwrap().presigned);
+    let later = now + Duration::from_secs(120);
+    assert_eq!(
+        run(&empty, "/b/k", &query, later).unwrap_err().code,
+        S3ErrorCode::AccessDenied
+    );
+    assert_eq!(
+        run(&empty, "/b/other", &query, now).unwrap_err().code,
         S3ErrorCode::SignatureDoesNotMatch
     );
 }

@@ -7,6 +7,8 @@ use crate::s3::error::{S3Error, S3ErrorCode};
 pub struct Target {
     pub bucket: Option<String>,
     pub key: Option<String>,
+    /// The bucket came from the host name, not the path.
+    pub virtual_host: bool,
 }
 
 fn decode(raw: &str) -> Result<String, S3Error> {
@@ -22,6 +24,7 @@ pub fn resolve(host: Option<&str>, raw_path: &str, domains: &[String]) -> Result
         return Ok(Target {
             bucket: Some(bucket),
             key: (!key.is_empty()).then_some(key),
+            virtual_host: true,
         });
     }
     if path.is_empty() {
@@ -36,6 +39,7 @@ pub fn resolve(host: Option<&str>, raw_path: &str, domains: &[String]) -> Result
     Ok(Target {
         bucket: Some(bucket),
         key,
+        virtual_host: false,
     })
 }
 
@@ -63,15 +67,25 @@ mod tests {
         Target {
             bucket: bucket.map(Into::into),
             key: key.map(Into::into),
+            virtual_host: false,
         }
     }
 
     #[test]
     fn path_style() {
         let domains = vec!["s3.local".to_string()];
-        assert_eq!(resolve(Some("127.0.0.1:9000"), "/", &domains).unwrap(), target(None, None));
-        assert_eq!(resolve(None, "/b", &domains).unwrap(), target(Some("b"), None));
-        assert_eq!(resolve(None, "/b/", &domains).unwrap(), target(Some("b"), None));
+        assert_eq!(
+            resolve(Some("127.0.0.1:9000"), "/", &domains).unwrap(),
+            target(None, None)
+        );
+        assert_eq!(
+            resolve(None, "/b", &domains).unwrap(),
+            target(Some("b"), None)
+        );
+        assert_eq!(
+            resolve(None, "/b/", &domains).unwrap(),
+            target(Some("b"), None)
+        );
         assert_eq!(
             resolve(None, "/b/a%20b/c%2Fd", &domains).unwrap(),
             target(Some("b"), Some("a b/c/d"))
@@ -93,13 +107,17 @@ mod tests {
     #[test]
     fn virtual_hosted_style() {
         let domains = vec!["s3.local".to_string()];
+        let vhost = |bucket, key: Option<&str>| Target {
+            virtual_host: true,
+            ..target(Some(bucket), key)
+        };
         assert_eq!(
             resolve(Some("photos.s3.local:9000"), "/2024/a.jpg", &domains).unwrap(),
-            target(Some("photos"), Some("2024/a.jpg"))
+            vhost("photos", Some("2024/a.jpg"))
         );
         assert_eq!(
             resolve(Some("my.dotted.bucket.S3.LOCAL"), "/", &domains).unwrap(),
-            target(Some("my.dotted.bucket"), None)
+            vhost("my.dotted.bucket", None)
         );
         assert_eq!(
             resolve(Some("other.example"), "/b/k", &domains).unwrap(),

@@ -144,6 +144,10 @@ where
             raw_path,
             raw_query,
             headers: &parts.headers,
+            virtual_host_bucket: target
+                .virtual_host
+                .then_some(target.bucket.as_deref())
+                .flatten(),
         },
         &app.credentials,
         &app.auth_settings,
@@ -168,7 +172,12 @@ where
     (Some(operation), result)
 }
 
-pub fn error_response(error: &S3Error, resource: &str, request_id: &str, head: bool) -> Response<Body> {
+pub fn error_response(
+    error: &S3Error,
+    resource: &str,
+    request_id: &str,
+    head: bool,
+) -> Response<Body> {
     let status = error.status();
     let body = if head || status == StatusCode::NOT_MODIFIED {
         Body::empty()
