@@ -307,10 +307,7 @@ impl Config {
         }
         for domain in &self.server.domains {
             if domain.is_empty() || domain.starts_with('.') || domain.contains('/') {
-                return invalid(
-                    "server.domains",
-                    format!("{domain:?} is not a domain name"),
-                );
+                return invalid("server.domains", format!("{domain:?} is not a domain name"));
             }
         }
         if self.storage.data_dir.as_os_str().is_empty() {

@@ -99,11 +99,15 @@ pub fn load(
         }
     }
     let env = env_layer(env.into_iter().collect());
-    figment = figment.merge(Serialized::defaults(serde_json::Value::Object(env.0.clone())));
+    figment = figment.merge(Serialized::defaults(serde_json::Value::Object(
+        env.0.clone(),
+    )));
     figment = figment.merge(Serialized::defaults(serde_json::Value::Object(
         overrides.0.clone(),
     )));
-    let mut config: Config = figment.extract_lossy().map_err(|e| describe_figment_error(e, &env))?;
+    let mut config: Config = figment
+        .extract_lossy()
+        .map_err(|e| describe_figment_error(e, &env))?;
     resolve_secret_files(&mut config)?;
     config.validate()?;
     Ok(config)
@@ -212,10 +216,8 @@ mod tests {
     }
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "bleepstore-config-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("bleepstore-config-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -333,7 +335,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(text.contains("server.shutdown_timeout_secs"), "{text}");
-        assert!(text.contains("BLEEPSTORE_SERVER_SHUTDOWN_TIMEOUT_SECS"), "{text}");
+        assert!(
+            text.contains("BLEEPSTORE_SERVER_SHUTDOWN_TIMEOUT_SECS"),
+            "{text}"
+        );
         let config = load(
             None,
             env(&[

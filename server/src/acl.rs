@@ -128,10 +128,9 @@ impl CannedAcl {
                 acl.grants.push(group(ALL_USERS, Permission::Read));
                 acl.grants.push(group(ALL_USERS, Permission::Write));
             }
-            CannedAcl::AuthenticatedRead => {
-                acl.grants
-                    .push(group(AUTHENTICATED_USERS, Permission::Read))
-            }
+            CannedAcl::AuthenticatedRead => acl
+                .grants
+                .push(group(AUTHENTICATED_USERS, Permission::Read)),
             CannedAcl::AwsExecRead => {}
             CannedAcl::BucketOwnerRead | CannedAcl::BucketOwnerFullControl => {
                 if let Some(bucket_owner) = bucket_owner.filter(|b| b.id != owner.id) {

@@ -28,8 +28,9 @@ impl App {
         let (meta, blobs): (Metadata, Arc<dyn BlobStore>) = match config.storage.backend {
             Backend::Local => {
                 let data_dir = &config.storage.data_dir;
-                let blobs = LocalBlobStore::open(data_dir)
-                    .with_context(|| format!("cannot open blob store under {}", data_dir.display()))?;
+                let blobs = LocalBlobStore::open(data_dir).with_context(|| {
+                    format!("cannot open blob store under {}", data_dir.display())
+                })?;
                 let path = config.metadata_path();
                 let meta = Metadata::open(&path)
                     .with_context(|| format!("cannot open metadata database {}", path.display()))?;

@@ -198,7 +198,12 @@ pub fn checksum_of(algorithm: ChecksumAlgorithm, data: &[u8]) -> String {
 
 /// Combines the CRC of `a` with the CRC of a following `b` of `len_b` bytes
 /// into the CRC of `a ‖ b` (whole-object checksums of multipart uploads).
-pub fn combine_crc(algorithm: ChecksumAlgorithm, a: &[u8], b: &[u8], len_b: u64) -> Option<Vec<u8>> {
+pub fn combine_crc(
+    algorithm: ChecksumAlgorithm,
+    a: &[u8],
+    b: &[u8],
+    len_b: u64,
+) -> Option<Vec<u8>> {
     let crc = algorithm.crc_algorithm()?;
     let read = |raw: &[u8]| -> Option<u64> {
         match raw.len() {
@@ -242,7 +247,10 @@ mod tests {
         let data = b"hello world";
         assert_eq!(checksum_of(ChecksumAlgorithm::Crc32, data), "DUoRhQ==");
         assert_eq!(checksum_of(ChecksumAlgorithm::Crc32c, data), "yZRlqg==");
-        assert_eq!(checksum_of(ChecksumAlgorithm::Crc64Nvme, data), "jSnVw/bqjr4=");
+        assert_eq!(
+            checksum_of(ChecksumAlgorithm::Crc64Nvme, data),
+            "jSnVw/bqjr4="
+        );
         assert_eq!(
             checksum_of(ChecksumAlgorithm::Sha1, data),
             "Kq5sNclPz7QV2+lfQIuc6R7oRu0="

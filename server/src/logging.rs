@@ -8,15 +8,18 @@ use tracing_subscriber::EnvFilter;
 pub fn init(config: &LoggingConfig) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.is_empty() => EnvFilter::try_new(value)?,
-        _ => EnvFilter::try_new(&config.level).map_err(|e| {
-            anyhow::anyhow!("invalid configuration: logging.level: {e}")
-        })?,
+        _ => EnvFilter::try_new(&config.level)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: logging.level: {e}"))?,
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let result = match config.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
     let _ = result;

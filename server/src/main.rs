@@ -131,7 +131,10 @@ fn overrides(args: &ServeArgs) -> Overrides {
     o
 }
 
-fn load(file: Option<&PathBuf>, overrides: &Overrides) -> Result<bleepstore_config::Config, ConfigError> {
+fn load(
+    file: Option<&PathBuf>,
+    overrides: &Overrides,
+) -> Result<bleepstore_config::Config, ConfigError> {
     bleepstore_config::load(file.map(PathBuf::as_path), std::env::vars(), overrides)
 }
 
@@ -156,7 +159,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("bleepstore: cannot start the async runtime: {e}");

@@ -70,7 +70,11 @@ impl Metrics {
             "Request body bytes received",
             bytes_received.clone(),
         );
-        registry.register("s3_sent_bytes", "Response body bytes sent", bytes_sent.clone());
+        registry.register(
+            "s3_sent_bytes",
+            "Response body bytes sent",
+            bytes_sent.clone(),
+        );
         registry.register(
             "s3_requests_in_flight",
             "S3 requests being served",

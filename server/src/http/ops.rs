@@ -27,7 +27,11 @@ async fn health() -> &'static str {
 
 /// Ready once the metadata store answers queries.
 async fn ready(State(app): State<Arc<App>>) -> Response {
-    match app.meta.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await {
+    match app
+        .meta
+        .read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+        .await
+    {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
     }
@@ -83,9 +87,16 @@ fn check_token(app: &App, headers: &HeaderMap) -> Result<(), Response> {
 
 fn advertised_address(app: &App) -> String {
     let port = app.config.server.ops_listen.port();
-    match (&app.config.cluster.pod_name, &app.config.cluster.headless_service, &app.config.cluster.namespace) {
+    match (
+        &app.config.cluster.pod_name,
+        &app.config.cluster.headless_service,
+        &app.config.cluster.namespace,
+    ) {
         (Some(pod), Some(service), Some(ns)) => {
-            format!("{pod}.{service}.{ns}.svc.{}:{port}", app.config.cluster.cluster_domain)
+            format!(
+                "{pod}.{service}.{ns}.svc.{}:{port}",
+                app.config.cluster.cluster_domain
+            )
         }
         _ => app.config.server.ops_listen.to_string(),
     }

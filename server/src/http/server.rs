@@ -55,10 +55,20 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
     let config = &app.config;
     let s3_listener = TcpListener::bind(config.server.s3_listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.s3_listen): {e}", config.server.s3_listen))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (server.s3_listen): {e}",
+                config.server.s3_listen
+            )
+        })?;
     let ops_listener = TcpListener::bind(config.server.ops_listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.ops_listen): {e}", config.server.ops_listen))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (server.ops_listen): {e}",
+                config.server.ops_listen
+            )
+        })?;
     let s3_addr = s3_listener.local_addr()?;
     let ops_addr = ops_listener.local_addr()?;
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -93,18 +93,16 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
         }
         Command::DeleteBucket { name } => {
             require_bucket(tx, name)?;
-            let has_objects: bool = tx
-                .query_row(
-                    "SELECT EXISTS(SELECT 1 FROM objects WHERE bucket = ?1)",
-                    [name],
-                    |r| r.get(0),
-                )?;
-            let has_uploads: bool = tx
-                .query_row(
-                    "SELECT EXISTS(SELECT 1 FROM uploads WHERE bucket = ?1)",
-                    [name],
-                    |r| r.get(0),
-                )?;
+            let has_objects: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM objects WHERE bucket = ?1)",
+                [name],
+                |r| r.get(0),
+            )?;
+            let has_uploads: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM uploads WHERE bucket = ?1)",
+                [name],
+                |r| r.get(0),
+            )?;
             if has_objects {
                 return Err(MetaError::BucketNotEmpty);
             }

@@ -64,8 +64,9 @@ impl Metadata {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| MetaError::Corrupt(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                MetaError::Corrupt(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         let writer = Connection::open(path)?;
         configure(&writer)?;

@@ -69,7 +69,10 @@ async fn list(meta: &Metadata, query: ListQuery) -> ListPage {
 }
 
 fn positions(page: &ListPage) -> Vec<String> {
-    page.entries.iter().map(|e| e.position().to_string()).collect()
+    page.entries
+        .iter()
+        .map(|e| e.position().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -90,7 +93,8 @@ async fn bucket_lifecycle_and_ownership() {
     ));
     meta.execute(put("b", "k")).await.unwrap();
     assert!(matches!(
-        meta.execute(Command::DeleteBucket { name: "b".into() }).await,
+        meta.execute(Command::DeleteBucket { name: "b".into() })
+            .await,
         Err(MetaError::BucketNotEmpty)
     ));
     let outcome = meta
@@ -365,9 +369,6 @@ async fn on_disk_database_survives_reopen() {
         meta.execute(put("b", "k")).await.unwrap();
     }
     let meta = Metadata::open(&path).unwrap();
-    let found = meta
-        .read(|c| query::get_object(c, "b", "k"))
-        .await
-        .unwrap();
+    let found = meta.read(|c| query::get_object(c, "b", "k")).await.unwrap();
     assert_eq!(found.unwrap().size, 3);
 }

@@ -37,7 +37,9 @@ pub fn with_idle_timeout(body: BodyStream, idle: Duration) -> BodyStream {
             Ok(Some(item)) => Some((item, Some(body))),
             Ok(None) => None,
             Err(_) => Some((
-                Err(std::io::Error::other(S3Error::new(S3ErrorCode::RequestTimeout))),
+                Err(std::io::Error::other(S3Error::new(
+                    S3ErrorCode::RequestTimeout,
+                ))),
                 None,
             )),
         }
@@ -124,7 +126,9 @@ fn declared(req: &S3Request) -> S3Result<Declared> {
                 .into_iter()
                 .find(|a| a.header_name() == name)
                 .ok_or_else(|| {
-                    S3Error::invalid_request(format!("The value specified in the x-amz-trailer header is not supported: {name}"))
+                    S3Error::invalid_request(format!(
+                        "The value specified in the x-amz-trailer header is not supported: {name}"
+                    ))
                 })?;
             Some(algorithm)
         }
@@ -186,8 +190,10 @@ impl Verifier {
     fn feed(&mut self, data: &Bytes) -> Result<(), std::io::Error> {
         self.len += data.len() as u64;
         if self.len > self.max_len {
-            return Err(fail(S3Error::new(S3ErrorCode::EntityTooLarge)
-                .detail("MaxSizeAllowed", self.max_len.to_string())));
+            return Err(fail(
+                S3Error::new(S3ErrorCode::EntityTooLarge)
+                    .detail("MaxSizeAllowed", self.max_len.to_string()),
+            ));
         }
         if let Some(declared) = self.declared_len
             && self.len > declared
@@ -215,9 +221,11 @@ impl Verifier {
         if let Some((expected, hasher)) = self.sha256.take() {
             let actual = hex::encode(sha2::Digest::finalize(hasher));
             if actual != expected {
-                return Err(fail(S3Error::new(S3ErrorCode::XAmzContentSHA256Mismatch)
-                    .detail("ClientComputedContentSHA256", expected)
-                    .detail("S3ComputedContentSHA256", actual)));
+                return Err(fail(
+                    S3Error::new(S3ErrorCode::XAmzContentSHA256Mismatch)
+                        .detail("ClientComputedContentSHA256", expected)
+                        .detail("S3ComputedContentSHA256", actual),
+                ));
             }
         }
         let md5 = std::mem::take(&mut self.md5).finalize().to_vec();
@@ -293,14 +301,17 @@ pub fn verified_body(req: &mut S3Request, max_len: u64) -> S3Result<(BodyStream,
             .header("content-encoding")
             .is_some_and(|v| v.split(',').any(|e| e.trim() == "aws-chunked"));
     let (input, trailer_slot) = if chunked {
-        let signed_trailer = matches!(req.auth.payload, PayloadMode::StreamingSigned { trailer: true });
+        let signed_trailer = matches!(
+            req.auth.payload,
+            PayloadMode::StreamingSigned { trailer: true }
+        );
         let (stream, slot) = chunked::decode(raw, req.auth.chunk_signer.clone(), signed_trailer);
         (stream, Some(slot))
     } else {
         (raw, None)
     };
-    let checksum_from_client = declared.checksum.as_ref().is_some_and(|(_, v)| v.is_some())
-        || declared.trailer.is_some();
+    let checksum_from_client =
+        declared.checksum.as_ref().is_some_and(|(_, v)| v.is_some()) || declared.trailer.is_some();
     // Objects get a CRC64NVME checksum even when the client asks for none, as S3 does.
     let checksum = declared
         .checksum
@@ -347,7 +358,10 @@ pub fn verified_body(req: &mut S3Request, max_len: u64) -> S3Result<(BodyStream,
 pub async fn read_small(req: &mut S3Request, limit: u64) -> S3Result<Bytes> {
     let (mut stream, _) = verified_body(req, limit).map_err(|e| {
         if e.code == S3ErrorCode::EntityTooLarge {
-            S3Error::with_message(S3ErrorCode::MalformedXML, "The request document is too large.")
+            S3Error::with_message(
+                S3ErrorCode::MalformedXML,
+                "The request document is too large.",
+            )
         } else {
             e
         }

@@ -64,8 +64,9 @@ pub fn check_read(p: &Preconditions, etag: &str, modified_ms: i64) -> Result<(),
 
 /// For `x-amz-copy-source-if-*`: any failed condition is 412.
 pub fn check_copy_source(p: &Preconditions, etag: &str, modified_ms: i64) -> Result<(), S3Error> {
-    evaluate(p, etag, modified_ms)
-        .map_err(|_| S3Error::new(S3ErrorCode::PreconditionFailed).detail("Condition", "x-amz-copy-source-If"))
+    evaluate(p, etag, modified_ms).map_err(|_| {
+        S3Error::new(S3ErrorCode::PreconditionFailed).detail("Condition", "x-amz-copy-source-If")
+    })
 }
 
 #[cfg(test)]
@@ -87,28 +88,108 @@ mod tests {
     fn rfc7232_precedence() {
         use S3ErrorCode::*;
         assert_eq!(code(Preconditions::default()), None);
-        assert_eq!(code(Preconditions { if_match: Some("\"abc\""), ..Default::default() }), None);
-        assert_eq!(code(Preconditions { if_match: Some("\"x\", \"abc\""), ..Default::default() }), None);
-        assert_eq!(code(Preconditions { if_match: Some("*"), ..Default::default() }), None);
-        assert_eq!(code(Preconditions { if_match: Some("\"x\""), ..Default::default() }), Some(PreconditionFailed));
-        assert_eq!(code(Preconditions { if_none_match: Some("\"abc\""), ..Default::default() }), Some(NotModified));
-        assert_eq!(code(Preconditions { if_none_match: Some("\"x\""), ..Default::default() }), None);
-        assert_eq!(code(Preconditions { if_modified_since: Some(AFTER), ..Default::default() }), Some(NotModified));
-        assert_eq!(code(Preconditions { if_modified_since: Some(EXACT), ..Default::default() }), Some(NotModified));
-        assert_eq!(code(Preconditions { if_modified_since: Some(BEFORE), ..Default::default() }), None);
-        assert_eq!(code(Preconditions { if_unmodified_since: Some(BEFORE), ..Default::default() }), Some(PreconditionFailed));
-        assert_eq!(code(Preconditions { if_unmodified_since: Some(AFTER), ..Default::default() }), None);
+        assert_eq!(
+            code(Preconditions {
+                if_match: Some("\"abc\""),
+                ..Default::default()
+            }),
+            None
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_match: Some("\"x\", \"abc\""),
+                ..Default::default()
+            }),
+            None
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_match: Some("*"),
+                ..Default::default()
+            }),
+            None
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_match: Some("\"x\""),
+                ..Default::default()
+            }),
+            Some(PreconditionFailed)
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_none_match: Some("\"abc\""),
+                ..Default::default()
+            }),
+            Some(NotModified)
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_none_match: Some("\"x\""),
+                ..Default::default()
+            }),
+            None
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_modified_since: Some(AFTER),
+                ..Default::default()
+            }),
+            Some(NotModified)
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_modified_since: Some(EXACT),
+                ..Default::default()
+            }),
+            Some(NotModified)
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_modified_since: Some(BEFORE),
+                ..Default::default()
+            }),
+            None
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_unmodified_since: Some(BEFORE),
+                ..Default::default()
+            }),
+            Some(PreconditionFailed)
+        );
+        assert_eq!(
+            code(Preconditions {
+                if_unmodified_since: Some(AFTER),
+                ..Default::default()
+            }),
+            None
+        );
         // If-Match true wins over a failing If-Unmodified-Since.
         assert_eq!(
-            code(Preconditions { if_match: Some(ETAG), if_unmodified_since: Some(BEFORE), ..Default::default() }),
+            code(Preconditions {
+                if_match: Some(ETAG),
+                if_unmodified_since: Some(BEFORE),
+                ..Default::default()
+            }),
             None
         );
         // If-None-Match false wins over If-Modified-Since.
         assert_eq!(
-            code(Preconditions { if_none_match: Some("\"x\""), if_modified_since: Some(AFTER), ..Default::default() }),
+            code(Preconditions {
+                if_none_match: Some("\"x\""),
+                if_modified_since: Some(AFTER),
+                ..Default::default()
+            }),
             None
         );
         // Unparseable dates are ignored.
-        assert_eq!(code(Preconditions { if_modified_since: Some("yesterday"), ..Default::default() }), None);
+        assert_eq!(
+            code(Preconditions {
+                if_modified_since: Some("yesterday"),
+                ..Default::default()
+            }),
+            None
+        );
     }
 }

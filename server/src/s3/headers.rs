@@ -89,13 +89,20 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 /// Headers describing a stored object on GET and HEAD responses.
-pub fn write_object_headers(headers: &mut HeaderMap, meta: &ObjectMeta, etag: &str, modified_ms: i64) {
+pub fn write_object_headers(
+    headers: &mut HeaderMap,
+    meta: &ObjectMeta,
+    etag: &str,
+    modified_ms: i64,
+) {
     insert(headers, "etag", etag);
     insert(headers, "last-modified", &http_date(modified_ms));
     insert(
         headers,
         "content-type",
-        meta.content_type.as_deref().unwrap_or("binary/octet-stream"),
+        meta.content_type
+            .as_deref()
+            .unwrap_or("binary/octet-stream"),
     );
     let optional = [
         ("content-encoding", &meta.content_encoding),
@@ -196,9 +203,9 @@ pub fn acl_from_headers(
             if grantee.is_empty() {
                 continue;
             }
-            let (kind, raw) = grantee.split_once('=').ok_or_else(|| {
-                S3Error::invalid_argument(format!("Invalid grantee {grantee:?}"))
-            })?;
+            let (kind, raw) = grantee
+                .split_once('=')
+                .ok_or_else(|| S3Error::invalid_argument(format!("Invalid grantee {grantee:?}")))?;
             let raw = raw.trim().trim_matches('"');
             let grantee = match kind.trim().to_ascii_lowercase().as_str() {
                 "id" => resolve_user_id(raw, credentials)?,
@@ -223,9 +230,11 @@ pub fn acl_from_headers(
 }
 
 pub fn resolve_user_id(id: &str, credentials: &Credentials) -> S3Result<Grantee> {
-    let user = credentials
-        .by_owner_id(id)
-        .ok_or_else(|| S3Error::invalid_argument("Invalid id").detail("ArgumentName", "CanonicalUser/ID").detail("ArgumentValue", id))?;
+    let user = credentials.by_owner_id(id).ok_or_else(|| {
+        S3Error::invalid_argument("Invalid id")
+            .detail("ArgumentName", "CanonicalUser/ID")
+            .detail("ArgumentValue", id)
+    })?;
     Ok(Grantee::User {
         id: user.owner.id.clone(),
         display_name: user.owner.display_name.clone(),
@@ -233,9 +242,9 @@ pub fn resolve_user_id(id: &str, credentials: &Credentials) -> S3Result<Grantee>
 }
 
 pub fn resolve_email(email: &str, credentials: &Credentials) -> S3Result<Grantee> {
-    let user = credentials
-        .by_email(email)
-        .ok_or_else(|| S3Error::new(S3ErrorCode::UnresolvableGrantByEmailAddress).detail("EmailAddress", email))?;
+    let user = credentials.by_email(email).ok_or_else(|| {
+        S3Error::new(S3ErrorCode::UnresolvableGrantByEmailAddress).detail("EmailAddress", email)
+    })?;
     Ok(Grantee::User {
         id: user.owner.id.clone(),
         display_name: user.owner.display_name.clone(),
@@ -245,7 +254,9 @@ pub fn resolve_email(email: &str, credentials: &Credentials) -> S3Result<Grantee
 pub fn resolve_group(uri: &str) -> S3Result<Grantee> {
     match uri {
         crate::acl::ALL_USERS | crate::acl::AUTHENTICATED_USERS | crate::acl::LOG_DELIVERY => {
-            Ok(Grantee::Group { uri: uri.to_string() })
+            Ok(Grantee::Group {
+                uri: uri.to_string(),
+            })
         }
         _ => Err(S3Error::invalid_argument("Invalid group uri").detail("ArgumentValue", uri)),
     }

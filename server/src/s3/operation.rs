@@ -166,9 +166,7 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
             Method::GET if shape.value("list-type") == Some("2") => Ok(ListObjectsV2),
             Method::GET => Ok(ListObjects),
             Method::PUT if shape.has("acl") => Ok(PutBucketAcl),
-            Method::PUT if shape.has("versioning") => {
-                Err(not_implemented("Bucket versioning"))
-            }
+            Method::PUT if shape.has("versioning") => Err(not_implemented("Bucket versioning")),
             Method::PUT => Ok(CreateBucket),
             Method::HEAD => Ok(HeadBucket),
             Method::DELETE => Ok(DeleteBucket),
@@ -205,7 +203,13 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
 mod tests {
     use super::*;
 
-    fn op(method: Method, bucket: bool, key: bool, query: &[&str], copy: bool) -> Result<Operation, S3ErrorCode> {
+    fn op(
+        method: Method,
+        bucket: bool,
+        key: bool,
+        query: &[&str],
+        copy: bool,
+    ) -> Result<Operation, S3ErrorCode> {
         let query: Vec<(String, String)> = query
             .iter()
             .map(|q| {
@@ -228,17 +232,41 @@ mod tests {
         use Operation::*;
         assert_eq!(op(Method::GET, false, false, &[], false), Ok(ListBuckets));
         assert_eq!(op(Method::PUT, true, false, &[], false), Ok(CreateBucket));
-        assert_eq!(op(Method::GET, true, false, &["list-type=2"], false), Ok(ListObjectsV2));
-        assert_eq!(op(Method::GET, true, false, &["versions"], false), Ok(ListObjectVersions));
-        assert_eq!(op(Method::POST, true, false, &["delete"], false), Ok(DeleteObjects));
+        assert_eq!(
+            op(Method::GET, true, false, &["list-type=2"], false),
+            Ok(ListObjectsV2)
+        );
+        assert_eq!(
+            op(Method::GET, true, false, &["versions"], false),
+            Ok(ListObjectVersions)
+        );
+        assert_eq!(
+            op(Method::POST, true, false, &["delete"], false),
+            Ok(DeleteObjects)
+        );
         assert_eq!(op(Method::PUT, true, true, &[], true), Ok(CopyObject));
         assert_eq!(
-            op(Method::PUT, true, true, &["partNumber=1", "uploadId=x"], true),
+            op(
+                Method::PUT,
+                true,
+                true,
+                &["partNumber=1", "uploadId=x"],
+                true
+            ),
             Ok(UploadPartCopy)
         );
-        assert_eq!(op(Method::POST, true, true, &["uploads"], false), Ok(CreateMultipartUpload));
-        assert_eq!(op(Method::DELETE, true, true, &["uploadId=x"], false), Ok(AbortMultipartUpload));
-        assert_eq!(op(Method::GET, true, true, &["attributes"], false), Ok(GetObjectAttributes));
+        assert_eq!(
+            op(Method::POST, true, true, &["uploads"], false),
+            Ok(CreateMultipartUpload)
+        );
+        assert_eq!(
+            op(Method::DELETE, true, true, &["uploadId=x"], false),
+            Ok(AbortMultipartUpload)
+        );
+        assert_eq!(
+            op(Method::GET, true, true, &["attributes"], false),
+            Ok(GetObjectAttributes)
+        );
     }
 
     #[test]

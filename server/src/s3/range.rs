@@ -118,10 +118,7 @@ mod tests {
 
     #[test]
     fn huge_values_do_not_overflow() {
-        assert_eq!(
-            p("bytes=0-18446744073709551615", 10),
-            partial(0, 9)
-        );
+        assert_eq!(p("bytes=0-18446744073709551615", 10), partial(0, 9));
         assert_eq!(p("bytes=-18446744073709551615", 10), partial(0, 9));
     }
 }

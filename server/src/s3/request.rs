@@ -65,9 +65,11 @@ impl S3Request {
         match self.param(name) {
             None => Ok(None),
             Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
-                S3Error::invalid_argument(format!("Provided {name} not an integer or within integer range"))
-                    .detail("ArgumentName", name)
-                    .detail("ArgumentValue", v)
+                S3Error::invalid_argument(format!(
+                    "Provided {name} not an integer or within integer range"
+                ))
+                .detail("ArgumentName", name)
+                .detail("ArgumentValue", v)
             }),
         }
     }

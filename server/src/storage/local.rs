@@ -74,12 +74,7 @@ impl BlobStore for LocalBlobStore {
         Ok(written)
     }
 
-    async fn get(
-        &self,
-        id: &BlobId,
-        offset: u64,
-        length: u64,
-    ) -> Result<BodyStream, StorageError> {
+    async fn get(&self, id: &BlobId, offset: u64, length: u64) -> Result<BodyStream, StorageError> {
         let mut file = match tokio::fs::File::open(self.path_of(id)).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -169,6 +164,9 @@ mod tests {
         let store = LocalBlobStore::open(dir.path()).unwrap();
         std::fs::write(dir.path().join("tmp/abc.part"), b"half").unwrap();
         store.recover().await.unwrap();
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 }

@@ -37,12 +37,7 @@ impl BlobStore for MemoryBlobStore {
         Ok(len)
     }
 
-    async fn get(
-        &self,
-        id: &BlobId,
-        offset: u64,
-        length: u64,
-    ) -> Result<BodyStream, StorageError> {
+    async fn get(&self, id: &BlobId, offset: u64, length: u64) -> Result<BodyStream, StorageError> {
         let blob = self
             .blobs
             .read()

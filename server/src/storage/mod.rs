@@ -42,8 +42,10 @@ impl BlobId {
 
     /// Accepts only what `random` produces, so a stored id can never be a path.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            .then(|| BlobId(s.to_string()))
+        (s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| BlobId(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -92,8 +94,7 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn put(&self, id: &BlobId, body: BodyStream) -> Result<u64, StorageError>;
 
     /// Streams `length` bytes starting at `offset`.
-    async fn get(&self, id: &BlobId, offset: u64, length: u64)
-    -> Result<BodyStream, StorageError>;
+    async fn get(&self, id: &BlobId, offset: u64, length: u64) -> Result<BodyStream, StorageError>;
 
     /// Removes a blob; removing a missing blob is not an error.
     async fn delete(&self, id: &BlobId) -> Result<(), StorageError>;

@@ -34,9 +34,11 @@ fn params(req: &S3Request) -> S3Result<Params> {
         None => false,
         Some(v) if v.eq_ignore_ascii_case("url") => true,
         Some(v) => {
-            return Err(S3Error::invalid_argument("Invalid Encoding Method specified in Request")
-                .detail("ArgumentName", "encoding-type")
-                .detail("ArgumentValue", v));
+            return Err(
+                S3Error::invalid_argument("Invalid Encoding Method specified in Request")
+                    .detail("ArgumentName", "encoding-type")
+                    .detail("ArgumentValue", v),
+            );
         }
     };
     Ok(Params {
@@ -222,8 +224,7 @@ pub async fn list_objects_v2(app: &App, req: &mut S3Request) -> S3Result<S3Respo
     if page.truncated
         && let Some(last) = page.entries.last()
     {
-        w.w
-            .element("NextContinuationToken", &encode_token(last.position()));
+        w.w.element("NextContinuationToken", &encode_token(last.position()));
     }
     if let Some(s) = &start_after {
         w.key("StartAfter", s);
@@ -246,7 +247,10 @@ pub async fn list_object_versions(app: &App, req: &mut S3Request) -> S3Result<S3
     let bucket = authorized_bucket(app, req, Permission::Read).await?;
     let p = params(req)?;
     let key_marker = req.param("key-marker").unwrap_or_default().to_string();
-    let version_marker = req.param("version-id-marker").unwrap_or_default().to_string();
+    let version_marker = req
+        .param("version-id-marker")
+        .unwrap_or_default()
+        .to_string();
     if !version_marker.is_empty() && key_marker.is_empty() {
         return Err(S3Error::invalid_argument(
             "A version-id marker cannot be specified without a key marker.",

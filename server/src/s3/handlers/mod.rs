@@ -45,8 +45,13 @@ pub async fn dispatch(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         GetObjectAcl => acl::get_object_acl(app, req).await,
         PutObjectAcl => acl::put_object_acl(app, req).await,
         GetObjectAttributes => object::attributes(app, req).await,
-        ListMultipartUploads | CreateMultipartUpload | UploadPart | UploadPartCopy
-        | CompleteMultipartUpload | AbortMultipartUpload | ListParts => Err(S3Error::with_message(
+        ListMultipartUploads
+        | CreateMultipartUpload
+        | UploadPart
+        | UploadPartCopy
+        | CompleteMultipartUpload
+        | AbortMultipartUpload
+        | ListParts => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             "Multipart upload is not implemented by this server yet.",
         )),

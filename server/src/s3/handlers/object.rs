@@ -1,8 +1,8 @@
 //! PutObject, GetObject, HeadObject and GetObjectAttributes.
 
 use super::{
-    S3Response, authorized_bucket, check_key, free_blobs, load_bucket, meta_error, now_ms,
-    require, xml_response,
+    S3Response, authorized_bucket, check_key, free_blobs, load_bucket, meta_error, now_ms, require,
+    xml_response,
 };
 use crate::acl::{Acl, Owner, Permission, Requester};
 use crate::app::App;
@@ -161,7 +161,11 @@ pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         && let Some((algorithm, value)) = &digest.checksum
     {
         insert(headers, algorithm.header_name(), value);
-        insert(headers, "x-amz-checksum-type", ChecksumType::FullObject.as_str());
+        insert(
+            headers,
+            "x-amz-checksum-type",
+            ChecksumType::FullObject.as_str(),
+        );
     }
     Ok(response)
 }
@@ -362,20 +366,23 @@ pub fn extents_stream(
         .then(move |(blob, offset, length)| {
             let blobs = blobs.clone();
             async move {
-                blobs
-                    .get(&blob, offset, length)
-                    .await
-                    .map_err(|e| {
-                        tracing::error!(%blob, error = %e, "cannot read blob of a stored object");
-                        std::io::Error::other(e)
-                    })
+                blobs.get(&blob, offset, length).await.map_err(|e| {
+                    tracing::error!(%blob, error = %e, "cannot read blob of a stored object");
+                    std::io::Error::other(e)
+                })
             }
         })
         .try_flatten()
         .boxed()
 }
 
-const OBJECT_ATTRIBUTES: [&str; 5] = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"];
+const OBJECT_ATTRIBUTES: [&str; 5] = [
+    "ETag",
+    "Checksum",
+    "ObjectParts",
+    "StorageClass",
+    "ObjectSize",
+];
 
 pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let object = readable_object(app, req).await?;
@@ -393,8 +400,13 @@ pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
             "The x-amz-object-attributes header specifying the attributes to be retrieved is either missing or empty",
         ));
     }
-    if let Some(bad) = wanted.iter().find(|w| !OBJECT_ATTRIBUTES.contains(&w.as_str())) {
-        return Err(S3Error::invalid_argument(format!("Invalid attribute name specified: {bad}")));
+    if let Some(bad) = wanted
+        .iter()
+        .find(|w| !OBJECT_ATTRIBUTES.contains(&w.as_str()))
+    {
+        return Err(S3Error::invalid_argument(format!(
+            "Invalid attribute name specified: {bad}"
+        )));
     }
     check_read(&preconditions(req), &object.etag, object.modified_ms)?;
     let has = |name: &str| wanted.iter().any(|w| w == name);
@@ -430,7 +442,14 @@ pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
             w.element("NextPartNumberMarker", &last.number.to_string());
         }
         w.element("MaxParts", &max.to_string());
-        w.element("IsTruncated", if remaining.len() > page.len() { "true" } else { "false" });
+        w.element(
+            "IsTruncated",
+            if remaining.len() > page.len() {
+                "true"
+            } else {
+                "false"
+            },
+        );
         for part in page {
             w.open("Part");
             w.element("PartNumber", &part.number.to_string());
