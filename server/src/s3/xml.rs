@@ -95,20 +95,47 @@ pub fn escape_into(out: &mut String, value: &str) {
     }
 }
 
-/// Parses a request body into `T`; anything malformed is `MalformedXML`.
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, S3Error> {
-    parse_as(body, S3ErrorCode::MalformedXML)
+/// Parses a request body whose root element must be `root` into `T`;
+/// anything malformed, or a document of another type, is `MalformedXML`.
+pub fn parse<T: DeserializeOwned>(body: &[u8], root: &str) -> Result<T, S3Error> {
+    parse_as(body, root, S3ErrorCode::MalformedXML)
 }
 
-pub fn parse_as<T: DeserializeOwned>(body: &[u8], code: S3ErrorCode) -> Result<T, S3Error> {
+pub fn parse_as<T: DeserializeOwned>(
+    body: &[u8],
+    root: &str,
+    code: S3ErrorCode,
+) -> Result<T, S3Error> {
     let text = std::str::from_utf8(body).map_err(|_| S3Error::new(code))?;
     if text.trim().is_empty() {
+        return Err(S3Error::new(code));
+    }
+    // serde ignores the root element's name; S3 does not.
+    if root_name(text).as_deref() != Some(root) {
+        tracing::debug!(expected = root, "request XML has another root element");
         return Err(S3Error::new(code));
     }
     quick_xml::de::from_str(text).map_err(|e| {
         tracing::debug!(error = %e, "malformed request XML");
         S3Error::new(code)
     })
+}
+
+/// The local name of a document's root element.
+fn root_name(text: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => {
+                let name = e.local_name();
+                let name: &str = name.as_ref();
+                return Some(name.to_string());
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
 }
 
 /// S3 timestamps in XML: ISO 8601 with milliseconds, always UTC.
@@ -151,14 +178,29 @@ mod tests {
     #[test]
     fn malformed_xml_is_an_s3_error() {
         assert_eq!(
-            parse::<Probe>(b"<Probe><Name>x</Name></Probe>")
+            parse::<Probe>(b"<Probe><Name>x</Name></Probe>", "Probe")
                 .unwrap()
                 .name,
             "x"
         );
-        for bad in [&b""[..], b"<Probe><Name>x</Probe>", b"\xff\xfe", b"not xml"] {
+        assert_eq!(
+            parse::<Probe>(
+                b"<?xml version=\"1.0\"?><s3:Probe xmlns:s3=\"urn:x\"><Name>x</Name></s3:Probe>",
+                "Probe"
+            )
+            .unwrap()
+            .name,
+            "x"
+        );
+        for bad in [
+            &b""[..],
+            b"<Probe><Name>x</Probe>",
+            b"\xff\xfe",
+            b"not xml",
+            b"<Other><Name>x</Name></Other>",
+        ] {
             assert_eq!(
-                parse::<Probe>(bad).unwrap_err().code,
+                parse::<Probe>(bad, "Probe").unwrap_err().code,
                 S3ErrorCode::MalformedXML
             );
         }

@@ -109,7 +109,8 @@ async fn requested_acl(
 }
 
 fn parse_policy(app: &App, body: &[u8], owner: &Owner) -> S3Result<Acl> {
-    let policy: AccessControlPolicy = xml::parse_as(body, S3ErrorCode::MalformedACLError)?;
+    let policy: AccessControlPolicy =
+        xml::parse_as(body, "AccessControlPolicy", S3ErrorCode::MalformedACLError)?;
     if let Some(id) = policy.owner.and_then(|o| o.id)
         && id != owner.id
     {

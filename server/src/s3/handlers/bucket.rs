@@ -26,7 +26,9 @@ pub fn validate_bucket_name(name: &str) -> Result<(), &'static str> {
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
     {
-        return Err("Bucket names can consist only of lowercase letters, numbers, dots and hyphens");
+        return Err(
+            "Bucket names can consist only of lowercase letters, numbers, dots and hyphens",
+        );
     }
     let first = name.as_bytes()[0];
     let last = name.as_bytes()[name.len() - 1];
@@ -34,15 +36,22 @@ pub fn validate_bucket_name(name: &str) -> Result<(), &'static str> {
         return Err("Bucket names must begin and end with a letter or number");
     }
     if name.contains("..") || name.contains(".-") || name.contains("-.") {
-        return Err("Bucket names must not contain two adjacent periods or a period next to a hyphen");
+        return Err(
+            "Bucket names must not contain two adjacent periods or a period next to a hyphen",
+        );
     }
     if name.parse::<std::net::Ipv4Addr>().is_ok() {
         return Err("Bucket names must not be formatted as an IP address");
     }
-    if name.starts_with("xn--") || name.starts_with("sthree-") || name.starts_with("amzn-s3-demo-") {
+    if name.starts_with("xn--") || name.starts_with("sthree-") || name.starts_with("amzn-s3-demo-")
+    {
         return Err("Bucket names must not start with a reserved prefix");
     }
-    if name.ends_with("-s3alias") || name.ends_with("--ol-s3") || name.ends_with(".mrap") || name.ends_with("--x-s3") {
+    if name.ends_with("-s3alias")
+        || name.ends_with("--ol-s3")
+        || name.ends_with(".mrap")
+        || name.ends_with("--x-s3")
+    {
         return Err("Bucket names must not end with a reserved suffix");
     }
     Ok(())
@@ -67,8 +76,10 @@ pub async fn list_buckets(app: &App, req: &mut S3Request) -> S3Result<S3Response
     let max: usize = match req.int_param("max-buckets")? {
         Some(n) if (1..=10000).contains(&n) => n as usize,
         Some(_) => {
-            return Err(S3Error::invalid_argument("max-buckets must be between 1 and 10000")
-                .detail("ArgumentName", "max-buckets"));
+            return Err(
+                S3Error::invalid_argument("max-buckets must be between 1 and 10000")
+                    .detail("ArgumentName", "max-buckets"),
+            );
         }
         None => usize::MAX,
     };
@@ -114,13 +125,12 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let region = if body.iter().all(u8::is_ascii_whitespace) {
         app.config.server.region.clone()
     } else {
-        let config: CreateBucketConfiguration = xml::parse(&body)?;
+        let config: CreateBucketConfiguration = xml::parse(&body, "CreateBucketConfiguration")?;
         match config.location_constraint.map(|l| l.trim().to_string()) {
             None => app.config.server.region.clone(),
             Some(l) if l.is_empty() => app.config.server.region.clone(),
             Some(l)
-                if l.len() <= 64
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+                if l.len() <= 64 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
             {
                 l
             }
@@ -154,7 +164,11 @@ pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let name = req.bucket()?.to_string();
     let bucket = load_bucket(app, &name).await?;
     // Only the owner may delete a bucket, whatever the ACL grants.
-    require(req.requester().owner().is_some_and(|o| o.id == bucket.owner.id))?;
+    require(
+        req.requester()
+            .owner()
+            .is_some_and(|o| o.id == bucket.owner.id),
+    )?;
     let outcome = app
         .meta
         .execute(Command::DeleteBucket { name: name.clone() })
@@ -175,7 +189,11 @@ pub async fn head(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 
 pub async fn location(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = load_bucket(app, req.bucket()?).await?;
-    require(req.requester().owner().is_some_and(|o| o.id == bucket.owner.id))?;
+    require(
+        req.requester()
+            .owner()
+            .is_some_and(|o| o.id == bucket.owner.id),
+    )?;
     let mut w = XmlWriter::document();
     w.open_with("LocationConstraint", &[("xmlns", xml::S3_NAMESPACE)]);
     // S3 reports the default region us-east-1 as an empty constraint.
@@ -188,7 +206,11 @@ pub async fn location(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 
 pub async fn versioning(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = load_bucket(app, req.bucket()?).await?;
-    require(req.requester().owner().is_some_and(|o| o.id == bucket.owner.id))?;
+    require(
+        req.requester()
+            .owner()
+            .is_some_and(|o| o.id == bucket.owner.id),
+    )?;
     // Versioning has never been enabled on any bucket here: no Status element.
     let mut w = XmlWriter::root("VersioningConfiguration");
     w.close("VersioningConfiguration");
@@ -201,7 +223,14 @@ mod tests {
 
     #[test]
     fn bucket_name_rules() {
-        for good in ["abc", "my-bucket", "my.bucket.1", "a1b", &"a".repeat(63), "192.168.1.1a"] {
+        for good in [
+            "abc",
+            "my-bucket",
+            "my.bucket.1",
+            "a1b",
+            &"a".repeat(63),
+            "192.168.1.1a",
+        ] {
             assert!(validate_bucket_name(good).is_ok(), "{good}");
         }
         for bad in [

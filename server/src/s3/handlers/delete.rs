@@ -53,7 +53,7 @@ struct DeleteEntry {
 pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Write).await?;
     let body = read_small(req, 2 << 20).await?;
-    let request: Delete = xml::parse(&body)?;
+    let request: Delete = xml::parse(&body, "Delete")?;
     if request.objects.is_empty() || request.objects.len() > MAX_KEYS_PER_DELETE {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
