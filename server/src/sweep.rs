@@ -43,11 +43,40 @@ pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usiz
     Ok(orphans.len())
 }
 
+/// Aborts multipart uploads older than `multipart.upload_expiry_secs` and
+/// frees their parts' blobs.
+pub async fn expire_uploads(app: &App) -> anyhow::Result<usize> {
+    let expiry = Duration::from_secs(app.config.multipart.upload_expiry_secs);
+    let cutoff = SystemTime::now()
+        .checked_sub(expiry)
+        .unwrap_or(std::time::UNIX_EPOCH)
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let outcome = app
+        .meta
+        .execute(crate::meta::Command::AbortExpiredUploads {
+            initiated_before_ms: cutoff,
+        })
+        .await?;
+    crate::s3::handlers::free_blobs(app, outcome.freed).await;
+    if outcome.aborted > 0 {
+        tracing::info!(
+            aborted = outcome.aborted,
+            "aborted expired multipart uploads"
+        );
+    }
+    Ok(outcome.aborted)
+}
+
 /// Runs the start-up sweep (everything older than this process is fair game,
 /// as no write of an earlier run can still be in flight), then one sweep per
 /// interval for blobs older than the grace period.
 pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        if let Err(e) = expire_uploads(&app).await {
+            tracing::warn!(error = %e, "start-up multipart expiry failed");
+        }
         if let Err(e) = sweep_orphans(&app, app.started).await {
             tracing::warn!(error = %e, "start-up orphan sweep failed");
         }
@@ -55,6 +84,9 @@ pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
         let grace = Duration::from_secs(app.config.storage.orphan_grace_secs);
         loop {
             tokio::time::sleep(interval).await;
+            if let Err(e) = expire_uploads(&app).await {
+                tracing::warn!(error = %e, "multipart expiry failed");
+            }
             let cutoff = SystemTime::now() - grace;
             if let Err(e) = sweep_orphans(&app, cutoff).await {
                 tracing::warn!(error = %e, "orphan sweep failed");

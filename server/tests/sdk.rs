@@ -604,3 +604,169 @@ async fn presigned_urls_work_until_they_expire() {
     assert!(response.contains("expired"));
     h.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn multipart_upload_end_to_end() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let h = start(Backend::Local).await;
+    let c = &h.client;
+    c.create_bucket().bucket("multi").send().await.unwrap();
+    let created = c
+        .create_multipart_upload()
+        .bucket("multi")
+        .key("big.bin")
+        .content_type("application/x-big")
+        .metadata("origin", "parts")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .unwrap();
+    let upload_id = created.upload_id().unwrap().to_string();
+    let part1: Vec<u8> = vec![b'a'; 5 * 1024 * 1024];
+    let part2: Vec<u8> = b"the tail".to_vec();
+    let mut completed = Vec::new();
+    let mut md5s = Vec::new();
+    // Upload part 2 first: order of upload does not matter, order of completion does.
+    for (number, data) in [(2, &part2), (1, &part1)] {
+        let out = c
+            .upload_part()
+            .bucket("multi")
+            .key("big.bin")
+            .upload_id(&upload_id)
+            .part_number(number)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        completed.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(out.e_tag().unwrap())
+                .checksum_crc32(out.checksum_crc32().unwrap())
+                .build(),
+        );
+    }
+    completed.reverse();
+    for data in [&part1, &part2] {
+        md5s.extend_from_slice(&md5_of(data).to_be_bytes());
+    }
+    let listed = c
+        .list_parts()
+        .bucket("multi")
+        .key("big.bin")
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.parts().len(), 2);
+    let uploads = c
+        .list_multipart_uploads()
+        .bucket("multi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploads.uploads().len(), 1);
+
+    // Out of order is refused.
+    let reversed: Vec<CompletedPart> = completed.iter().rev().cloned().collect();
+    let err = c
+        .complete_multipart_upload()
+        .bucket("multi")
+        .key("big.bin")
+        .upload_id(&upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(reversed))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "InvalidPartOrder");
+
+    let done = c
+        .complete_multipart_upload()
+        .bucket("multi")
+        .key("big.bin")
+        .upload_id(&upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let expected_etag = format!("\"{:x}-2\"", md5_of(&md5s));
+    assert_eq!(done.e_tag(), Some(expected_etag.as_str()));
+
+    let whole = c
+        .get_object()
+        .bucket("multi")
+        .key("big.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.content_type(), Some("application/x-big"));
+    assert_eq!(whole.metadata().unwrap().get("origin").unwrap(), "parts");
+    let bytes = body_of(whole).await;
+    assert_eq!(bytes.len(), part1.len() + part2.len());
+    assert!(bytes.ends_with(b"aaathe tail"));
+
+    let second = c
+        .get_object()
+        .bucket("multi")
+        .key("big.bin")
+        .part_number(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.parts_count(), Some(2));
+    assert_eq!(body_of(second).await, part2);
+    let across = c
+        .get_object()
+        .bucket("multi")
+        .key("big.bin")
+        .range(format!("bytes={}-{}", part1.len() - 2, part1.len() + 2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(across).await, b"aathe");
+
+    // Aborting frees everything; the upload is gone.
+    let second_upload = c
+        .create_multipart_upload()
+        .bucket("multi")
+        .key("abandoned")
+        .send()
+        .await
+        .unwrap();
+    let id = second_upload.upload_id().unwrap();
+    c.upload_part()
+        .bucket("multi")
+        .key("abandoned")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"bye"))
+        .send()
+        .await
+        .unwrap();
+    c.abort_multipart_upload()
+        .bucket("multi")
+        .key("abandoned")
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .list_parts()
+        .bucket("multi")
+        .key("abandoned")
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "NoSuchUpload");
+    h.server.shutdown().await;
+}

@@ -4,7 +4,7 @@
 //! values through Raft and applies them with the same function.
 
 use super::MetaError;
-use super::model::{BucketRecord, NewObject};
+use super::model::{BucketRecord, CompletedPart, Extent, NewObject, UploadRecord};
 use super::query::encode_json;
 use crate::acl::Acl;
 use crate::storage::BlobId;
@@ -42,6 +42,35 @@ pub enum Command {
         key: String,
         acl: Acl,
     },
+    CreateUpload(UploadRecord),
+    PutPart {
+        upload_id: String,
+        number: u32,
+        size: u64,
+        etag: String,
+        modified_ms: i64,
+        checksum: Option<crate::checksum::StoredChecksum>,
+        extents: Vec<Extent>,
+    },
+    CompleteUpload {
+        upload_id: String,
+        bucket: String,
+        key: String,
+        parts: Vec<CompletedPart>,
+        /// Every part but the last must be at least this large.
+        min_part_size: u64,
+        condition: WriteCondition,
+        modified_ms: i64,
+    },
+    AbortUpload {
+        upload_id: String,
+        bucket: String,
+        key: String,
+    },
+    /// Housekeeping: abandons uploads initiated before the cutoff.
+    AbortExpiredUploads {
+        initiated_before_ms: i64,
+    },
 }
 
 /// Conditions on the current object that a write requires.
@@ -61,6 +90,10 @@ pub struct Outcome {
     pub object_id: Option<i64>,
     /// Per-key results of DeleteObjects (key, whether it existed).
     pub deleted: Vec<(String, bool)>,
+    /// ETag and checksum of an object CompleteMultipartUpload created.
+    pub completed: Option<(String, Option<crate::checksum::StoredChecksum>)>,
+    /// How many uploads housekeeping aborted.
+    pub aborted: usize,
 }
 
 pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> {
@@ -180,6 +213,82 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
                 outcome.deleted.push((key.clone(), existed));
             }
         }
+        Command::CreateUpload(upload) => super::multipart::create(tx, upload)?,
+        Command::PutPart {
+            upload_id,
+            number,
+            size,
+            etag,
+            modified_ms,
+            checksum,
+            extents,
+        } => {
+            outcome.freed = super::multipart::put_part(
+                tx,
+                upload_id,
+                *number,
+                *size,
+                etag,
+                *modified_ms,
+                checksum.as_ref(),
+                extents,
+            )?;
+        }
+        Command::CompleteUpload {
+            upload_id,
+            bucket,
+            key,
+            parts,
+            min_part_size,
+            condition,
+            modified_ms,
+        } => {
+            let upload = super::multipart::load_upload(tx, upload_id, bucket, key)?;
+            let plan = super::multipart::plan_completion(tx, &upload, parts, *min_part_size)?;
+            let current = current_object(tx, bucket, key)?;
+            check_write_condition(condition, current.as_ref().map(|c| c.1.as_str()))?;
+            if let Some((id, _, _)) = current {
+                outcome.freed = remove_object(tx, id)?;
+            }
+            let mut meta = upload.meta.clone();
+            meta.checksum = plan.checksum.clone();
+            meta.parts = plan.parts;
+            outcome.object_id = Some(insert_object(
+                tx,
+                &NewObject {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    size: plan.size,
+                    etag: plan.etag.clone(),
+                    modified_ms: *modified_ms,
+                    meta,
+                    extents: plan.extents,
+                },
+            )?);
+            outcome.freed.extend(remove_upload(tx, upload_id)?);
+            outcome.completed = Some((plan.etag, plan.checksum));
+        }
+        Command::AbortUpload {
+            upload_id,
+            bucket,
+            key,
+        } => {
+            super::multipart::load_upload(tx, upload_id, bucket, key)?;
+            outcome.freed = remove_upload(tx, upload_id)?;
+        }
+        Command::AbortExpiredUploads {
+            initiated_before_ms,
+        } => {
+            let ids: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT id FROM uploads WHERE initiated_ms < ?1")?;
+                stmt.query_map([initiated_before_ms], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            outcome.aborted = ids.len();
+            for id in ids {
+                outcome.freed.extend(remove_upload(tx, &id)?);
+            }
+        }
         Command::SetObjectAcl { bucket, key, acl } => {
             require_bucket(tx, bucket)?;
             let Some((id, _, _)) = current_object(tx, bucket, key)? else {
@@ -199,7 +308,7 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
     Ok(outcome)
 }
 
-fn require_bucket(tx: &Transaction, name: &str) -> Result<(), MetaError> {
+pub(crate) fn require_bucket(tx: &Transaction, name: &str) -> Result<(), MetaError> {
     let exists: bool = tx.query_row(
         "SELECT EXISTS(SELECT 1 FROM buckets WHERE name = ?1)",
         [name],
@@ -293,7 +402,7 @@ fn remove_object(tx: &Transaction, id: i64) -> Result<Vec<BlobId>, MetaError> {
         [id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let blobs = extent_blobs(tx, "SELECT blob FROM extents WHERE object_id = ?1", &id)?;
+    let blobs = extent_blobs(tx, "SELECT blob FROM extents WHERE object_id = ?1", &[&id])?;
     tx.execute("DELETE FROM extents WHERE object_id = ?1", [id])?;
     tx.execute("DELETE FROM objects WHERE id = ?1", [id])?;
     tx.execute(
@@ -308,7 +417,7 @@ pub(crate) fn remove_upload(tx: &Transaction, upload_id: &str) -> Result<Vec<Blo
     let blobs = extent_blobs(
         tx,
         "SELECT blob FROM part_extents WHERE upload_id = ?1",
-        &upload_id,
+        &[&upload_id],
     )?;
     tx.execute("DELETE FROM part_extents WHERE upload_id = ?1", [upload_id])?;
     tx.execute("DELETE FROM parts WHERE upload_id = ?1", [upload_id])?;
@@ -319,11 +428,11 @@ pub(crate) fn remove_upload(tx: &Transaction, upload_id: &str) -> Result<Vec<Blo
 pub(crate) fn extent_blobs(
     tx: &Transaction,
     sql: &str,
-    param: &dyn rusqlite::ToSql,
+    params: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<BlobId>, MetaError> {
     let mut stmt = tx.prepare_cached(sql)?;
     let ids: Vec<String> = stmt
-        .query_map([param], |r| r.get(0))?
+        .query_map(params, |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut blobs: Vec<BlobId> = ids.iter().filter_map(|s| BlobId::parse(s)).collect();
     blobs.sort();

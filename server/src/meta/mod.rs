@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod model;
+mod multipart;
 pub mod query;
 mod schema;
 

@@ -139,3 +139,59 @@ pub struct StoreStats {
     pub objects: u64,
     pub bytes: u64,
 }
+
+/// A multipart upload in progress: the object it will become, minus its bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    pub initiated_ms: i64,
+    /// Content headers, user metadata, storage class, owner and ACL of the
+    /// final object.
+    pub meta: ObjectMeta,
+    /// The checksum every part carries and the final object is given.
+    #[serde(default)]
+    pub checksum_algorithm: Option<crate::checksum::ChecksumAlgorithm>,
+    #[serde(default)]
+    pub checksum_type: Option<crate::checksum::ChecksumType>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+    pub modified_ms: i64,
+    pub checksum: Option<StoredChecksum>,
+}
+
+/// A part as CompleteMultipartUpload lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompletedPart {
+    pub number: u32,
+    pub etag: String,
+    /// The checksum the client states for the part, if any.
+    pub checksum: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UploadListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: Option<String>,
+    pub upload_id_marker: Option<String>,
+    pub max_uploads: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UploadEntry {
+    Upload(UploadRecord),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UploadPage {
+    pub entries: Vec<UploadEntry>,
+    pub truncated: bool,
+}

@@ -4,9 +4,10 @@
 use super::MetaError;
 use super::model::{
     BucketRecord, Extent, ListEntry, ListPage, ListQuery, ObjectMeta, ObjectRecord, ObjectSummary,
-    StoreStats,
+    PartRecord, StoreStats, UploadEntry, UploadListQuery, UploadPage, UploadRecord,
 };
 use crate::acl::{Acl, Owner};
+use crate::checksum::StoredChecksum;
 use crate::storage::BlobId;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -259,4 +260,160 @@ pub fn stats(conn: &Connection) -> Result<StoreStats, MetaError> {
             })
         },
     )?)
+}
+
+pub fn upload_from_row(row: &rusqlite::Row) -> rusqlite::Result<Result<UploadRecord, MetaError>> {
+    let json: String = row.get(0)?;
+    Ok(serde_json::from_str(&json).map_err(|e| MetaError::Corrupt(format!("upload: {e}"))))
+}
+
+pub fn part_checksum_from_json(json: &str) -> Result<StoredChecksum, MetaError> {
+    serde_json::from_str(json).map_err(|e| MetaError::Corrupt(format!("part checksum: {e}")))
+}
+
+pub fn get_upload(conn: &Connection, id: &str) -> Result<Option<UploadRecord>, MetaError> {
+    conn.query_row(
+        "SELECT meta FROM uploads WHERE id = ?1",
+        [id],
+        upload_from_row,
+    )
+    .optional()?
+    .transpose()
+}
+
+/// Parts of an upload after `marker`, at most `max`; and whether more follow.
+pub fn list_parts(
+    conn: &Connection,
+    upload_id: &str,
+    marker: u32,
+    max: usize,
+) -> Result<(Vec<PartRecord>, bool), MetaError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT number, size, etag, modified_ms, checksum FROM parts
+         WHERE upload_id = ?1 AND number > ?2 ORDER BY number LIMIT ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![upload_id, marker, max as i64 + 1], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let truncated = rows.len() > max;
+    let parts = rows
+        .into_iter()
+        .take(max)
+        .map(|(number, size, etag, modified_ms, checksum)| {
+            Ok(PartRecord {
+                number,
+                size: size as u64,
+                etag,
+                modified_ms,
+                checksum: checksum
+                    .as_deref()
+                    .map(part_checksum_from_json)
+                    .transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, MetaError>>()?;
+    Ok((parts, truncated))
+}
+
+/// One page of in-progress uploads, ordered by key then initiation, rolled up
+/// at the delimiter like object listings.
+pub fn list_uploads(
+    conn: &Connection,
+    bucket: &str,
+    query: &UploadListQuery,
+) -> Result<UploadPage, MetaError> {
+    let mut page = UploadPage::default();
+    if query.max_uploads == 0 {
+        return Ok(page);
+    }
+    let prefix = query.prefix.as_bytes();
+    let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
+    let upper: Option<Vec<u8>> = (!prefix.is_empty()).then(|| prefix_end(prefix));
+    // (key, initiated, id) position to continue after.
+    let mut after: Option<(Vec<u8>, i64, String)> = None;
+    let mut lower: Vec<u8> = prefix.to_vec();
+    if let Some(marker) = query.key_marker.as_deref().filter(|m| !m.is_empty()) {
+        match query.upload_id_marker.as_deref().filter(|m| !m.is_empty()) {
+            Some(id) => {
+                let initiated: i64 = conn
+                    .query_row(
+                        "SELECT initiated_ms FROM uploads WHERE id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(i64::MAX);
+                after = Some((marker.as_bytes().to_vec(), initiated, id.to_string()));
+                lower = lower.max(marker.as_bytes().to_vec());
+            }
+            None => lower = lower.max(prefix_end_exclusive(marker.as_bytes())),
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, initiated_ms, id, meta FROM uploads
+         WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
+         ORDER BY key, initiated_ms, id LIMIT ?4",
+    )?;
+    let batch = (query.max_uploads + 1).min(1000) as i64;
+    'pages: loop {
+        let rows = stmt
+            .query_map(params![bucket, lower, upper, batch], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let fetched = rows.len() as i64;
+        let mut advanced = false;
+        for (raw_key, initiated, id, meta) in rows {
+            if let Some((k, i, u)) = &after
+                && (raw_key.as_slice(), initiated, id.as_str()) <= (k.as_slice(), *i, u.as_str())
+            {
+                continue;
+            }
+            if page.entries.len() == query.max_uploads {
+                page.truncated = true;
+                break 'pages;
+            }
+            let key = key_text(raw_key.clone())?;
+            if let Some(d) = delimiter
+                && let Some(pos) = key[query.prefix.len()..].find(d)
+            {
+                let common = key[..query.prefix.len() + pos + d.len()].to_string();
+                lower = prefix_end(common.as_bytes());
+                after = None;
+                page.entries.push(UploadEntry::Prefix(common));
+                continue 'pages;
+            }
+            let upload: UploadRecord = serde_json::from_str(&meta)
+                .map_err(|e| MetaError::Corrupt(format!("upload: {e}")))?;
+            after = Some((raw_key.clone(), initiated, id));
+            lower = raw_key;
+            advanced = true;
+            page.entries.push(UploadEntry::Upload(upload));
+        }
+        if fetched < batch || !advanced {
+            break;
+        }
+    }
+    Ok(page)
+}
+
+/// The smallest byte string greater than `key`: a seek to it continues
+/// strictly after `key`.
+fn prefix_end_exclusive(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
 }

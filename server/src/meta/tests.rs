@@ -372,3 +372,219 @@ async fn on_disk_database_survives_reopen() {
     let found = meta.read(|c| query::get_object(c, "b", "k")).await.unwrap();
     assert_eq!(found.unwrap().size, 3);
 }
+
+fn upload_record(id: &str, key: &str, initiated_ms: i64) -> UploadRecord {
+    UploadRecord {
+        id: id.into(),
+        bucket: "b".into(),
+        key: key.into(),
+        initiated_ms,
+        meta: ObjectMeta {
+            storage_class: "STANDARD".into(),
+            owner: owner("alice"),
+            acl: Acl::private(&owner("alice")),
+            ..Default::default()
+        },
+        checksum_algorithm: None,
+        checksum_type: None,
+    }
+}
+
+fn md5_etag(n: u8) -> String {
+    format!("\"{}\"", hex::encode([n; 16]))
+}
+
+fn part(upload: &str, number: u32, size: u64, blob: BlobId) -> Command {
+    Command::PutPart {
+        upload_id: upload.into(),
+        number,
+        size,
+        etag: md5_etag(number as u8),
+        modified_ms: 1,
+        checksum: None,
+        extents: vec![Extent {
+            blob,
+            blob_offset: 0,
+            length: size,
+        }],
+    }
+}
+
+fn complete(upload: &str, numbers: &[u32], min: u64) -> Command {
+    Command::CompleteUpload {
+        upload_id: upload.into(),
+        bucket: "b".into(),
+        key: "k".into(),
+        parts: numbers
+            .iter()
+            .map(|n| CompletedPart {
+                number: *n,
+                etag: md5_etag(*n as u8),
+                checksum: None,
+            })
+            .collect(),
+        min_part_size: min,
+        condition: WriteCondition::default(),
+        modified_ms: 5,
+    }
+}
+
+fn rejected_code(result: Result<Outcome, MetaError>) -> crate::s3::error::S3ErrorCode {
+    match result {
+        Err(MetaError::Rejected(e)) => e.code,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn multipart_completion_rules() {
+    use crate::s3::error::S3ErrorCode;
+    let meta = store_with(&[]).await;
+    meta.execute(Command::CreateUpload(upload_record("u1", "k", 1)))
+        .await
+        .unwrap();
+    let (b1, b2, b3) = (BlobId::random(), BlobId::random(), BlobId::random());
+    meta.execute(part("u1", 1, 10, b1.clone())).await.unwrap();
+    meta.execute(part("u1", 2, 10, b2.clone())).await.unwrap();
+    // Re-uploading part 2 replaces it and frees the old blob.
+    let replaced = meta.execute(part("u1", 2, 4, b3.clone())).await.unwrap();
+    assert_eq!(replaced.freed, vec![b2]);
+
+    assert_eq!(
+        rejected_code(meta.execute(complete("u1", &[2, 1], 1)).await),
+        S3ErrorCode::InvalidPartOrder
+    );
+    assert_eq!(
+        rejected_code(meta.execute(complete("u1", &[1, 3], 1)).await),
+        S3ErrorCode::InvalidPart
+    );
+    assert_eq!(
+        rejected_code(meta.execute(complete("u1", &[1, 2], 11)).await),
+        S3ErrorCode::EntityTooSmall
+    );
+    let mut wrong_etag = complete("u1", &[1], 1);
+    if let Command::CompleteUpload { parts, .. } = &mut wrong_etag {
+        parts[0].etag = "\"00\"".into();
+    }
+    assert_eq!(
+        rejected_code(meta.execute(wrong_etag).await),
+        S3ErrorCode::InvalidPart
+    );
+
+    // Completing with part 1 only: part 2's blob is freed, part 1's is the object.
+    let done = meta.execute(complete("u1", &[1], 11)).await.unwrap();
+    assert_eq!(done.freed, vec![b3]);
+    let (etag, _) = done.completed.unwrap();
+    assert!(etag.ends_with("-1\""), "{etag}");
+    let object = meta
+        .read(|c| query::get_object(c, "b", "k"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(object.size, 10);
+    assert_eq!(object.extents[0].blob, b1);
+    assert_eq!(object.meta.parts.len(), 1);
+    // The upload is gone: completing again or adding parts fails.
+    assert!(matches!(
+        meta.execute(complete("u1", &[1], 1)).await,
+        Err(MetaError::NoSuchUpload)
+    ));
+    assert!(matches!(
+        meta.execute(part("u1", 3, 1, BlobId::random())).await,
+        Err(MetaError::NoSuchUpload)
+    ));
+}
+
+#[tokio::test]
+async fn abort_and_expiry_free_part_blobs() {
+    let meta = store_with(&[]).await;
+    meta.execute(Command::CreateUpload(upload_record("old", "k", 100)))
+        .await
+        .unwrap();
+    meta.execute(Command::CreateUpload(upload_record("new", "k", 10_000)))
+        .await
+        .unwrap();
+    let (a, b) = (BlobId::random(), BlobId::random());
+    meta.execute(part("old", 1, 5, a.clone())).await.unwrap();
+    meta.execute(part("new", 1, 5, b.clone())).await.unwrap();
+    let expired = meta
+        .execute(Command::AbortExpiredUploads {
+            initiated_before_ms: 1000,
+        })
+        .await
+        .unwrap();
+    assert_eq!((expired.aborted, expired.freed), (1, vec![a]));
+    assert!(matches!(
+        meta.execute(Command::AbortUpload {
+            upload_id: "new".into(),
+            bucket: "b".into(),
+            key: "other-key".into(),
+        })
+        .await,
+        Err(MetaError::NoSuchUpload)
+    ));
+    let aborted = meta
+        .execute(Command::AbortUpload {
+            upload_id: "new".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(aborted.freed, vec![b]);
+}
+
+#[tokio::test]
+async fn upload_listing_rolls_up_and_paginates() {
+    let meta = store_with(&[]).await;
+    for (i, key) in ["a/1", "a/2", "b", "c"].iter().enumerate() {
+        meta.execute(Command::CreateUpload(upload_record(
+            &format!("id{i}"),
+            key,
+            i as i64,
+        )))
+        .await
+        .unwrap();
+    }
+    let page = meta
+        .read(|c| {
+            query::list_uploads(
+                c,
+                "b",
+                &UploadListQuery {
+                    delimiter: Some("/".into()),
+                    max_uploads: 2,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap();
+    assert!(page.truncated);
+    assert_eq!(page.entries.len(), 2);
+    assert_eq!(page.entries[0], UploadEntry::Prefix("a/".into()));
+    let page = meta
+        .read(|c| {
+            query::list_uploads(
+                c,
+                "b",
+                &UploadListQuery {
+                    key_marker: Some("b".into()),
+                    upload_id_marker: Some("id2".into()),
+                    max_uploads: 10,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap();
+    let keys: Vec<&str> = page
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            UploadEntry::Upload(u) => Some(u.key.as_str()),
+            UploadEntry::Prefix(_) => None,
+        })
+        .collect();
+    assert_eq!(keys, vec!["c"]);
+}

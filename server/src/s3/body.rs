@@ -187,6 +187,24 @@ fn fail(e: S3Error) -> std::io::Error {
 }
 
 impl Verifier {
+    fn into_stream(self) -> BodyStream {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut verifier = state?;
+            match verifier.input.next().await {
+                Some(Ok(data)) => match verifier.feed(&data) {
+                    Ok(()) => Some((Ok(data), Some(verifier))),
+                    Err(e) => Some((Err(e), None)),
+                },
+                Some(Err(e)) => Some((Err(e), None)),
+                None => match verifier.finish() {
+                    Ok(()) => None,
+                    Err(e) => Some((Err(e), None)),
+                },
+            }
+        })
+        .boxed()
+    }
+
     fn feed(&mut self, data: &Bytes) -> Result<(), std::io::Error> {
         self.len += data.len() as u64;
         if self.len > self.max_len {
@@ -284,7 +302,13 @@ impl Verifier {
 
 /// Builds the verified body stream of `req`; the digest lands in the slot
 /// once the stream has ended successfully.
-pub fn verified_body(req: &mut S3Request, max_len: u64) -> S3Result<(BodyStream, DigestSlot)> {
+/// `default_checksum` is computed when the client names no checksum (S3
+/// gives every new object a CRC64NVME; parts follow their upload).
+pub fn verified_body(
+    req: &mut S3Request,
+    max_len: u64,
+    default_checksum: Option<ChecksumAlgorithm>,
+) -> S3Result<(BodyStream, DigestSlot)> {
     let declared = declared(req)?;
     if let Some(len) = declared.len
         && len > max_len
@@ -315,7 +339,7 @@ pub fn verified_body(req: &mut S3Request, max_len: u64) -> S3Result<(BodyStream,
     // Objects get a CRC64NVME checksum even when the client asks for none, as S3 does.
     let checksum = declared
         .checksum
-        .or(Some((ChecksumAlgorithm::Crc64Nvme, None)))
+        .or(default_checksum.map(|a| (a, None)))
         .map(|(algorithm, expected)| (algorithm, expected, Hasher::new(algorithm)));
     let sha256 = match &req.auth.payload {
         PayloadMode::Sha256(hash) => Some((hash.clone(), <sha2::Sha256 as sha2::Digest>::new())),
@@ -335,28 +359,36 @@ pub fn verified_body(req: &mut S3Request, max_len: u64) -> S3Result<(BodyStream,
         sha256,
         slot: slot.clone(),
     };
-    let stream = futures::stream::unfold(Some(verifier), |state| async move {
-        let mut verifier = state?;
-        match verifier.input.next().await {
-            Some(Ok(data)) => match verifier.feed(&data) {
-                Ok(()) => Some((Ok(data), Some(verifier))),
-                Err(e) => Some((Err(e), None)),
-            },
-            Some(Err(e)) => Some((Err(e), None)),
-            None => match verifier.finish() {
-                Ok(()) => None,
-                Err(e) => Some((Err(e), None)),
-            },
-        }
-    })
-    .boxed();
-    Ok((stream, slot))
+    Ok((verifier.into_stream(), slot))
+}
+
+/// Passes `input` through, computing length, MD5 and `algorithm`'s checksum
+/// (UploadPartCopy reads a range of another object this way).
+pub fn digest_only(
+    input: BodyStream,
+    algorithm: Option<ChecksumAlgorithm>,
+) -> (BodyStream, DigestSlot) {
+    let slot: DigestSlot = Arc::new(Mutex::new(None));
+    let verifier = Verifier {
+        input,
+        declared_len: None,
+        max_len: u64::MAX,
+        len: 0,
+        md5: md5::Md5::new(),
+        content_md5: None,
+        checksum: algorithm.map(|a| (a, None, Hasher::new(a))),
+        checksum_from_client: false,
+        trailer: None,
+        sha256: None,
+        slot: slot.clone(),
+    };
+    (verifier.into_stream(), slot)
 }
 
 /// Reads a small request body (XML documents) into memory, verified like
 /// any other body, refusing more than `limit` bytes.
 pub async fn read_small(req: &mut S3Request, limit: u64) -> S3Result<Bytes> {
-    let (mut stream, _) = verified_body(req, limit).map_err(|e| {
+    let (mut stream, _) = verified_body(req, limit, None).map_err(|e| {
         if e.code == S3ErrorCode::EntityTooLarge {
             S3Error::with_message(
                 S3ErrorCode::MalformedXML,

@@ -6,6 +6,7 @@ mod bucket;
 mod copy;
 mod delete;
 mod list;
+mod multipart;
 mod object;
 
 use crate::acl::{Permission, Requester};
@@ -45,16 +46,13 @@ pub async fn dispatch(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         GetObjectAcl => acl::get_object_acl(app, req).await,
         PutObjectAcl => acl::put_object_acl(app, req).await,
         GetObjectAttributes => object::attributes(app, req).await,
-        ListMultipartUploads
-        | CreateMultipartUpload
-        | UploadPart
-        | UploadPartCopy
-        | CompleteMultipartUpload
-        | AbortMultipartUpload
-        | ListParts => Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "Multipart upload is not implemented by this server yet.",
-        )),
+        ListMultipartUploads => multipart::list_uploads(app, req).await,
+        CreateMultipartUpload => multipart::create(app, req).await,
+        UploadPart => multipart::upload_part(app, req).await,
+        UploadPartCopy => multipart::upload_part_copy(app, req).await,
+        CompleteMultipartUpload => multipart::complete(app, req).await,
+        AbortMultipartUpload => multipart::abort(app, req).await,
+        ListParts => multipart::list_parts(app, req).await,
     }
 }
 

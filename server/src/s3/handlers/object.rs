@@ -6,7 +6,7 @@ use super::{
 };
 use crate::acl::{Acl, Owner, Permission, Requester};
 use crate::app::App;
-use crate::checksum::{ChecksumType, StoredChecksum, etag_of_md5};
+use crate::checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum, etag_of_md5};
 use crate::meta::model::{Extent, NewObject, ObjectMeta, ObjectRecord};
 use crate::meta::{Command, WriteCondition, query};
 use crate::s3::body::{BodyDigest, body_error, verified_body};
@@ -67,9 +67,18 @@ pub async fn store_body(
     app: &App,
     req: &mut S3Request,
     max_len: u64,
+    default_checksum: Option<ChecksumAlgorithm>,
 ) -> S3Result<(Option<BlobId>, BodyDigest)> {
-    let (stream, slot) = verified_body(req, max_len)?;
-    let counted = count_received(app, stream);
+    let (stream, slot) = verified_body(req, max_len, default_checksum)?;
+    store_stream(app, count_received(app, stream), slot).await
+}
+
+/// Writes a digesting stream to a new blob; an empty stream stores no blob.
+pub async fn store_stream(
+    app: &App,
+    counted: BodyStream,
+    slot: crate::s3::body::DigestSlot,
+) -> S3Result<(Option<BlobId>, BodyDigest)> {
     let blob = BlobId::random();
     match app.blobs.put(&blob, counted).await {
         Ok(_) => {}
@@ -88,7 +97,7 @@ pub async fn store_body(
     Ok((Some(blob), digest))
 }
 
-fn count_received(app: &App, stream: BodyStream) -> BodyStream {
+pub fn count_received(app: &App, stream: BodyStream) -> BodyStream {
     let counter = app.metrics.bytes_received.clone();
     stream
         .inspect(move |item| {
@@ -121,7 +130,13 @@ pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     meta.owner = owner;
     let condition = write_condition(req)?;
 
-    let (blob, digest) = store_body(app, req, app.config.limits.max_object_size.0).await?;
+    let (blob, digest) = store_body(
+        app,
+        req,
+        app.config.limits.max_object_size.0,
+        Some(ChecksumAlgorithm::Crc64Nvme),
+    )
+    .await?;
     let etag = etag_of_md5(&digest.md5);
     meta.checksum = full_object_checksum(&digest);
     let extents: Vec<Extent> = blob

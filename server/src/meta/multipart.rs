@@ -1,0 +1,282 @@
+//! The multipart parts of `apply`: uploads, parts, and the completion rules
+//! S3 applies. Completion turns the parts' extents into the object's extents
+//! in order, so no byte is copied.
+
+use super::MetaError;
+use super::command::{extent_blobs, require_bucket, unreferenced};
+use super::model::{CompletedPart, Extent, PartInfo, UploadRecord};
+use super::query::{encode_json, part_checksum_from_json, upload_from_row};
+use crate::checksum::{
+    ChecksumAlgorithm, ChecksumType, Hasher, StoredChecksum, base64_decode, base64_encode,
+    combine_crc,
+};
+use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::storage::BlobId;
+use md5::Digest as _;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+pub fn create(tx: &Transaction, upload: &UploadRecord) -> Result<(), MetaError> {
+    require_bucket(tx, &upload.bucket)?;
+    tx.execute(
+        "INSERT INTO uploads(id, bucket, key, initiated_ms, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            upload.id,
+            upload.bucket,
+            upload.key.as_bytes(),
+            upload.initiated_ms,
+            encode_json(upload)?
+        ],
+    )?;
+    Ok(())
+}
+
+/// The upload `id`, which must belong to `bucket`/`key`.
+pub fn load_upload(
+    tx: &Transaction,
+    id: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<UploadRecord, MetaError> {
+    let upload = tx
+        .query_row(
+            "SELECT meta FROM uploads WHERE id = ?1",
+            [id],
+            upload_from_row,
+        )
+        .optional()?
+        .transpose()?
+        .ok_or(MetaError::NoSuchUpload)?;
+    if upload.bucket != bucket || upload.key != key {
+        return Err(MetaError::NoSuchUpload);
+    }
+    Ok(upload)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn put_part(
+    tx: &Transaction,
+    upload_id: &str,
+    number: u32,
+    size: u64,
+    etag: &str,
+    modified_ms: i64,
+    checksum: Option<&StoredChecksum>,
+    extents: &[Extent],
+) -> Result<Vec<BlobId>, MetaError> {
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM uploads WHERE id = ?1)",
+        [upload_id],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Err(MetaError::NoSuchUpload);
+    }
+    // A part uploaded again under the same number replaces the old one.
+    let old = extent_blobs(
+        tx,
+        "SELECT blob FROM part_extents WHERE upload_id = ?1 AND number = ?2",
+        &[&upload_id as &dyn rusqlite::ToSql, &number],
+    )?;
+    tx.execute(
+        "DELETE FROM part_extents WHERE upload_id = ?1 AND number = ?2",
+        params![upload_id, number],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO parts(upload_id, number, size, etag, modified_ms, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            upload_id,
+            number,
+            size as i64,
+            etag,
+            modified_ms,
+            checksum.map(encode_json).transpose()?
+        ],
+    )?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO part_extents(upload_id, number, seq, blob, blob_offset, length) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (seq, extent) in extents.iter().enumerate() {
+        stmt.execute(params![
+            upload_id,
+            number,
+            seq as i64,
+            extent.blob.as_str(),
+            extent.blob_offset as i64,
+            extent.length as i64
+        ])?;
+    }
+    unreferenced(tx, old)
+}
+
+/// What the object a completion creates looks like.
+pub struct Completion {
+    pub size: u64,
+    pub etag: String,
+    pub checksum: Option<StoredChecksum>,
+    pub parts: Vec<PartInfo>,
+    pub extents: Vec<Extent>,
+}
+
+fn rejected(code: S3ErrorCode) -> MetaError {
+    MetaError::Rejected(S3Error::new(code))
+}
+
+/// Checks `requested` against the stored parts with S3's rules and computes
+/// the object's ETag (`md5(md5₁‖…‖md5ₙ)-n`), checksum and extents.
+pub fn plan_completion(
+    tx: &Transaction,
+    upload: &UploadRecord,
+    requested: &[CompletedPart],
+    min_part_size: u64,
+) -> Result<Completion, MetaError> {
+    if requested.is_empty() {
+        return Err(rejected(S3ErrorCode::MalformedXML));
+    }
+    if requested.windows(2).any(|w| w[0].number >= w[1].number) {
+        return Err(rejected(S3ErrorCode::InvalidPartOrder));
+    }
+    let mut parts = Vec::with_capacity(requested.len());
+    let mut extents = Vec::new();
+    let mut md5s = Vec::with_capacity(requested.len() * 16);
+    let mut size = 0u64;
+    let mut part_stmt = tx.prepare_cached(
+        "SELECT size, etag, checksum FROM parts WHERE upload_id = ?1 AND number = ?2",
+    )?;
+    let mut extent_stmt = tx.prepare_cached(
+        "SELECT blob, blob_offset, length FROM part_extents WHERE upload_id = ?1 AND number = ?2 ORDER BY seq",
+    )?;
+    for (i, wanted) in requested.iter().enumerate() {
+        let invalid_part = || {
+            MetaError::Rejected(
+                S3Error::new(S3ErrorCode::InvalidPart)
+                    .detail("UploadId", &upload.id)
+                    .detail("PartNumber", wanted.number.to_string())
+                    .detail("ETag", &wanted.etag),
+            )
+        };
+        let row: Option<(i64, String, Option<String>)> = part_stmt
+            .query_row(params![upload.id, wanted.number], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((part_size, etag, checksum)) = row else {
+            return Err(invalid_part());
+        };
+        if etag.trim_matches('"') != wanted.etag.trim().trim_matches('"') {
+            return Err(invalid_part());
+        }
+        let checksum = checksum.map(|c| part_checksum_from_json(&c)).transpose()?;
+        if let Some(stated) = &wanted.checksum
+            && checksum.as_ref().is_none_or(|c| c.value != *stated)
+        {
+            return Err(invalid_part());
+        }
+        let part_size = part_size as u64;
+        if i + 1 < requested.len() && part_size < min_part_size {
+            return Err(MetaError::Rejected(
+                S3Error::new(S3ErrorCode::EntityTooSmall)
+                    .detail("ProposedSize", part_size.to_string())
+                    .detail("MinSizeAllowed", min_part_size.to_string())
+                    .detail("PartNumber", wanted.number.to_string())
+                    .detail("ETag", &etag),
+            ));
+        }
+        md5s.extend(
+            hex::decode(etag.trim_matches('"'))
+                .map_err(|_| MetaError::Corrupt(format!("part etag {etag}")))?,
+        );
+        let part_extents = extent_stmt
+            .query_map(params![upload.id, wanted.number], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (blob, offset, length) in part_extents {
+            extents.push(Extent {
+                blob: BlobId::parse(&blob)
+                    .ok_or_else(|| MetaError::Corrupt(format!("bad blob id {blob:?}")))?,
+                blob_offset: offset as u64,
+                length: length as u64,
+            });
+        }
+        size += part_size;
+        parts.push(PartInfo {
+            number: wanted.number,
+            size: part_size,
+            etag,
+            checksum,
+        });
+    }
+    let etag = format!(
+        "\"{}-{}\"",
+        hex::encode(md5::Md5::digest(&md5s)),
+        requested.len()
+    );
+    let checksum = match upload.checksum_algorithm {
+        Some(algorithm) => Some(combined_checksum(
+            algorithm,
+            upload.checksum_type.unwrap_or(ChecksumType::Composite),
+            &parts,
+        )?),
+        None => None,
+    };
+    Ok(Completion {
+        size,
+        etag,
+        checksum,
+        parts,
+        extents,
+    })
+}
+
+/// The whole-object checksum from the parts' checksums: a checksum of the
+/// concatenated part checksums (COMPOSITE), or the CRCs combined into the CRC
+/// of the whole object (FULL_OBJECT).
+fn combined_checksum(
+    algorithm: ChecksumAlgorithm,
+    kind: ChecksumType,
+    parts: &[PartInfo],
+) -> Result<StoredChecksum, MetaError> {
+    let mut raws = Vec::with_capacity(parts.len());
+    for part in parts {
+        let raw = part
+            .checksum
+            .as_ref()
+            .filter(|c| c.algorithm == algorithm)
+            .and_then(|c| base64_decode(&c.value))
+            .ok_or_else(|| {
+                MetaError::Rejected(S3Error::invalid_request(format!(
+                    "Part {} has no {} checksum, which the upload requires.",
+                    part.number,
+                    algorithm.as_str()
+                )))
+            })?;
+        raws.push((raw, part.size));
+    }
+    let value = match kind {
+        ChecksumType::Composite => {
+            let mut hasher = Hasher::new(algorithm);
+            for (raw, _) in &raws {
+                hasher.update(raw);
+            }
+            hasher.finish(algorithm)
+        }
+        ChecksumType::FullObject => {
+            let mut iter = raws.into_iter();
+            let (mut whole, _) = iter.next().unwrap_or_default();
+            for (raw, size) in iter {
+                whole = combine_crc(algorithm, &whole, &raw, size)
+                    .ok_or_else(|| MetaError::Corrupt("uncombinable part checksum".into()))?;
+            }
+            base64_encode(&whole)
+        }
+    };
+    Ok(StoredChecksum {
+        algorithm,
+        value,
+        kind,
+    })
+}
