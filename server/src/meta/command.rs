@@ -305,6 +305,13 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
             )?;
         }
     }
+    // Blobs released above are freed only if nothing references them once
+    // the whole command is applied: an object replaced by a copy of itself,
+    // or a part listed in the completed object, keeps its blobs.
+    let mut released = std::mem::take(&mut outcome.freed);
+    released.sort();
+    released.dedup();
+    outcome.freed = unreferenced(tx, released)?;
     Ok(outcome)
 }
 
@@ -395,7 +402,7 @@ fn insert_object(tx: &Transaction, object: &NewObject) -> Result<i64, MetaError>
     Ok(id)
 }
 
-/// Deletes an object row and its extents; returns the blobs nothing else uses.
+/// Deletes an object row and its extents; returns the blobs they referenced.
 fn remove_object(tx: &Transaction, id: i64) -> Result<Vec<BlobId>, MetaError> {
     let (bucket, size): (String, i64) = tx.query_row(
         "SELECT bucket, size FROM objects WHERE id = ?1",
@@ -409,10 +416,10 @@ fn remove_object(tx: &Transaction, id: i64) -> Result<Vec<BlobId>, MetaError> {
         "UPDATE buckets SET object_count = object_count - 1, byte_count = byte_count - ?2 WHERE name = ?1",
         params![bucket, size],
     )?;
-    unreferenced(tx, blobs)
+    Ok(blobs)
 }
 
-/// Deletes an upload, its parts and their extents; returns freed blobs.
+/// Deletes an upload, its parts and their extents; returns the blobs they referenced.
 pub(crate) fn remove_upload(tx: &Transaction, upload_id: &str) -> Result<Vec<BlobId>, MetaError> {
     let blobs = extent_blobs(
         tx,
@@ -422,7 +429,7 @@ pub(crate) fn remove_upload(tx: &Transaction, upload_id: &str) -> Result<Vec<Blo
     tx.execute("DELETE FROM part_extents WHERE upload_id = ?1", [upload_id])?;
     tx.execute("DELETE FROM parts WHERE upload_id = ?1", [upload_id])?;
     tx.execute("DELETE FROM uploads WHERE id = ?1", [upload_id])?;
-    unreferenced(tx, blobs)
+    Ok(blobs)
 }
 
 pub(crate) fn extent_blobs(

@@ -588,3 +588,22 @@ async fn upload_listing_rolls_up_and_paginates() {
         .collect();
     assert_eq!(keys, vec!["c"]);
 }
+
+#[tokio::test]
+async fn replacing_an_object_with_a_copy_of_itself_keeps_its_blob() {
+    let meta = store_with(&["k"]).await;
+    let current = meta
+        .read(|c| query::get_object(c, "b", "k"))
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = meta
+        .execute(Command::PutObject {
+            object: object("b", "k", Some(current.extents[0].blob.clone())),
+            condition: WriteCondition::default(),
+            source_id: Some(current.id),
+        })
+        .await
+        .unwrap();
+    assert!(outcome.freed.is_empty(), "{:?}", outcome.freed);
+}

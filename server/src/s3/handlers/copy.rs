@@ -146,15 +146,7 @@ pub async fn copy_object(app: &App, req: &mut S3Request) -> S3Result<S3Response>
         };
         match app.meta.execute(command).await {
             Ok(outcome) => {
-                // Copying an object onto itself (REPLACE, new storage class)
-                // replaces a record whose blobs the new record shares: the
-                // metadata command reports them freed, but they are not.
-                let freed = outcome
-                    .freed
-                    .into_iter()
-                    .filter(|blob| !source.extents.iter().any(|e| &e.blob == blob))
-                    .collect();
-                free_blobs(app, freed).await;
+                free_blobs(app, outcome.freed).await;
                 let mut w = XmlWriter::root("CopyObjectResult");
                 w.element("LastModified", &xml::timestamp(modified_ms));
                 w.element("ETag", &source.etag);
