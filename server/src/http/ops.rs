@@ -61,13 +61,13 @@ fn admin_error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn check_token(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+fn check_token(app: &App, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(expected) = &app.config.auth.admin_token else {
-        return Err(admin_error(
+        return Err(Box::new(admin_error(
             StatusCode::FORBIDDEN,
             "AdminDisabled",
             "no admin token is configured (auth.admin_token)",
-        ));
+        )));
     };
     let provided = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -77,11 +77,11 @@ fn check_token(app: &App, headers: &HeaderMap) -> Result<(), Response> {
     if bool::from(provided.as_bytes().ct_eq(expected.expose().as_bytes())) {
         Ok(())
     } else {
-        Err(admin_error(
+        Err(Box::new(admin_error(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
             "missing or wrong bearer token",
-        ))
+        )))
     }
 }
 
@@ -105,7 +105,7 @@ fn advertised_address(app: &App) -> String {
 /// A standalone server is a cluster of one: itself, as leader.
 async fn cluster(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let Err(denied) = check_token(&app, &headers) {
-        return denied;
+        return *denied;
     }
     axum::Json(serde_json::json!({
         "mode": "standalone",
@@ -119,7 +119,7 @@ async fn cluster(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 
 async fn membership_change(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let Err(denied) = check_token(&app, &headers) {
-        return denied;
+        return *denied;
     }
     admin_error(
         StatusCode::CONFLICT,

@@ -186,7 +186,7 @@ pub struct UploadListQuery {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum UploadEntry {
-    Upload(UploadRecord),
+    Upload(Box<UploadRecord>),
     Prefix(String),
 }
 

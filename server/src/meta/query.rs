@@ -401,7 +401,7 @@ pub fn list_uploads(
             after = Some((raw_key.clone(), initiated, id));
             lower = raw_key;
             advanced = true;
-            page.entries.push(UploadEntry::Upload(upload));
+            page.entries.push(UploadEntry::Upload(Box::new(upload)));
         }
         if fetched < batch || !advanced {
             break;
