@@ -57,11 +57,27 @@ def test_api_roundtrip(s3, bucket):
     assert p2["Body"].read() == parts[1]
     assert p2["PartsCount"] == 3
     assert p2["ContentRange"] == f"bytes {5 * MiB}-{10 * MiB - 1}/{10 * MiB + 1234}"
-    attrs = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["ObjectParts", "ObjectSize"])
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["ObjectSize"])
     assert attrs["ObjectSize"] == 10 * MiB + 1234
-    assert attrs["ObjectParts"]["TotalPartsCount"] == 3
     # The upload is gone.
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="GetObjectAttributes writes <TotalPartsCount> inside <ObjectParts>; S3's element is "
+    "<PartsCount> (boto3 maps it to TotalPartsCount), so clients see no part count "
+    "(server/src/s3/handlers/object.rs attributes())",
+)
+def test_object_attributes_parts(s3, bucket):
+    parts = [os.urandom(5 * MiB), b"tail"]
+    upload_id, done = upload_parts(s3, bucket, "attrs", parts)
+    s3.complete_multipart_upload(Bucket=bucket, Key="attrs", UploadId=upload_id, MultipartUpload={"Parts": done})
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="attrs", ObjectAttributes=["ObjectParts"], MaxParts=1)
+    assert [p["PartNumber"] for p in attrs["ObjectParts"]["Parts"]] == [1]
+    assert attrs["ObjectParts"]["Parts"][0]["Size"] == 5 * MiB
+    assert attrs["ObjectParts"]["IsTruncated"] is True
+    assert attrs["ObjectParts"]["TotalPartsCount"] == 2
 
 
 def test_list_uploads_and_parts_and_abort(s3, bucket):
@@ -107,9 +123,9 @@ def test_invalid_part_and_order(s3, bucket):
         s3.complete_multipart_upload(
             Bucket=bucket, Key="bad", UploadId=upload_id,
             MultipartUpload={"Parts": [done[0], {"PartNumber": 2, "ETag": '"00000000000000000000000000000000"'}]})
-    with s3_error("InvalidPart", 400):
+    with s3_error("InvalidPart", 400):  # part 3 was never uploaded
         s3.complete_multipart_upload(Bucket=bucket, Key="bad", UploadId=upload_id,
-                                     MultipartUpload={"Parts": [*done, {"PartNumber": 3, "ETag": done[0]["ETag"]}]})
+                                     MultipartUpload={"Parts": [done[0], {"PartNumber": 3, "ETag": done[1]["ETag"]}]})
     with s3_error("InvalidPartOrder", 400):
         s3.complete_multipart_upload(Bucket=bucket, Key="bad", UploadId=upload_id,
                                      MultipartUpload={"Parts": [done[1], done[0]]})
