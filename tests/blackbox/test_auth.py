@@ -158,8 +158,6 @@ def test_presigned_wrong_secret(server, s3, bucket):
 
 
 @pytest.mark.sigv2
-@pytest.mark.skipif(os.environ.get("BLEEPSTORE_TEST_SIGV2") != "1",
-                    reason="SigV2 is being added; set BLEEPSTORE_TEST_SIGV2=1 to run")
 def test_presigned_sigv2(server, s3, bucket):
     # boto3's default signature for generate_presigned_url on S3 is SigV2
     # ("s3" signer, query auth with AWSAccessKeyId/Signature/Expires).

@@ -1,8 +1,5 @@
 """Multipart upload, through the API and through real clients.
 
-Multipart upload is still being implemented (the server answers
-NotImplemented), so this whole module is marked `multipart` and skipped
-unless BLEEPSTORE_TEST_MULTIPART=1 is set. Remove the skip when it lands.
 """
 
 import hashlib
@@ -15,13 +12,7 @@ import pytest
 from conftest import unique_name
 from helpers import s3_error
 
-pytestmark = [
-    pytest.mark.multipart,
-    pytest.mark.skipif(
-        os.environ.get("BLEEPSTORE_TEST_MULTIPART") != "1",
-        reason="multipart upload not implemented yet; set BLEEPSTORE_TEST_MULTIPART=1 to run",
-    ),
-]
+pytestmark = [pytest.mark.multipart]
 
 MiB = 1024 * 1024
 
@@ -63,12 +54,6 @@ def test_api_roundtrip(s3, bucket):
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GetObjectAttributes writes <TotalPartsCount> inside <ObjectParts>; S3's element is "
-    "<PartsCount> (boto3 maps it to TotalPartsCount), so clients see no part count "
-    "(server/src/s3/handlers/object.rs attributes())",
-)
 def test_object_attributes_parts(s3, bucket):
     parts = [os.urandom(5 * MiB), b"tail"]
     upload_id, done = upload_parts(s3, bucket, "attrs", parts)

@@ -169,11 +169,6 @@ def test_response_overrides_refused_for_anonymous(s3, s3_anon, obj):
         s3_anon.get_object(Bucket=bucket, Key=key, ResponseContentType="text/evil")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GET/HEAD ignore ?versionId: a non-null versionId returns the current object with 200 "
-    "(CopyObject and DeleteObject already answer NoSuchVersion); fix in server/src/s3/handlers/object.rs get()",
-)
 def test_get_unknown_version_id(s3, obj):
     bucket, key, _, _ = obj
     with pytest.raises(Exception) as info:

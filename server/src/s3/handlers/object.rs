@@ -194,6 +194,12 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
 /// Loads an object the requester may read; a missing key is 404 only for
 /// requesters allowed to list the bucket (otherwise 403, as S3 does).
 pub async fn readable_object(app: &App, req: &S3Request) -> S3Result<ObjectRecord> {
+    // Without versioning the only version is `null`.
+    if let Some(version) = req.param("versionId")
+        && version != "null"
+    {
+        return Err(S3Error::new(S3ErrorCode::NoSuchVersion).detail("VersionId", version));
+    }
     let bucket = load_bucket(app, req.bucket()?).await?;
     let key = req.key()?.to_string();
     let (name, lookup) = (bucket.name.clone(), key.clone());
@@ -451,7 +457,7 @@ pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
         let remaining: Vec<_> = meta.parts.iter().filter(|p| p.number > marker).collect();
         let page = &remaining[..remaining.len().min(max)];
         w.open("ObjectParts");
-        w.element("TotalPartsCount", &meta.parts.len().to_string());
+        w.element("PartsCount", &meta.parts.len().to_string());
         w.element("PartNumberMarker", &marker.to_string());
         if let Some(last) = page.last() {
             w.element("NextPartNumberMarker", &last.number.to_string());
