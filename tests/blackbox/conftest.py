@@ -148,7 +148,7 @@ class Server:
             return ""
 
 
-def write_config(path: Path, max_object_size: int | None = None) -> None:
+def write_config(path: Path, max_object_size: int | None = None, **sections: dict) -> None:
     # JSON is YAML; no YAML library needed.
     import json
 
@@ -171,6 +171,9 @@ def write_config(path: Path, max_object_size: int | None = None) -> None:
     }
     if max_object_size is not None:
         cfg["limits"] = {"max_object_size": max_object_size}
+    # Further config sections (multipart={...}, storage={...}) as given.
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
     path.write_text(json.dumps(cfg, indent=2))
 
 

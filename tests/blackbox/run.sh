@@ -4,8 +4,6 @@
 #
 #   BLEEPSTORE_BIN              binary to test (default: the shared release build)
 #   BLEEPSTORE_CACHE            where the venv lives (default ~/.cache/bleepstore)
-#   BLEEPSTORE_TEST_MULTIPART=1 also run the multipart tests
-#   BLEEPSTORE_TEST_SIGV2=1     also run the SigV2 presign test
 #   extra arguments go to pytest (e.g. -k listing, -x)
 set -euo pipefail
 
