@@ -19,8 +19,8 @@ cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "build release binaries"
-cargo build --release --workspace --bins --locked
+step "build (release: binaries and test targets, one feature set)"
+cargo build --release --workspace --all-targets --locked
 
 step "Rust unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then

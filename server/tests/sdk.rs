@@ -29,6 +29,10 @@ fn client_for(endpoint: &str, access: &str, secret: &str) -> Client {
 }
 
 async fn start(backend: Backend) -> Harness {
+    start_with(backend, |_| {}).await
+}
+
+async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.server.s3_listen = "127.0.0.1:0".parse().unwrap();
@@ -37,6 +41,7 @@ async fn start(backend: Backend) -> Harness {
     config.storage.data_dir = dir.path().to_path_buf();
     config.auth.access_key = Some(Secret::new("test-key"));
     config.auth.secret_key = Some(Secret::new("test-secret"));
+    adjust(&mut config);
     let app = bleepstore::App::open(config).await.unwrap();
     let server = bleepstore::start(app).await.unwrap();
     let client = client_for(
@@ -528,17 +533,17 @@ async fn copy_delete_many_and_acls() {
 
 /// A plain unsigned GET over a raw socket.
 async fn raw_get(server: &RunningServer, path: &str) -> String {
+    raw_get_host(server, path, &server.s3_addr.to_string()).await
+}
+
+async fn raw_get_host(server: &RunningServer, path: &str, host: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(server.s3_addr)
         .await
         .unwrap();
     stream
         .write_all(
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                server.s3_addr
-            )
-            .as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
         )
         .await
         .unwrap();
@@ -768,5 +773,36 @@ async fn multipart_upload_end_to_end() {
         .await
         .unwrap_err();
     assert_eq!(error_code(&err), "NoSuchUpload");
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn virtual_hosted_style_addressing() {
+    let h = start_with(Backend::Memory, |c| {
+        c.server.domains = vec!["s3.test".into()]
+    })
+    .await;
+    let c = &h.client;
+    c.create_bucket().bucket("vhost").send().await.unwrap();
+    c.put_object()
+        .bucket("vhost")
+        .key("dir/page.html")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"<p>hi</p>"))
+        .send()
+        .await
+        .unwrap();
+    let port = h.server.s3_addr.port();
+    let response = raw_get_host(
+        &h.server,
+        "/dir/page.html",
+        &format!("vhost.s3.test:{port}"),
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("<p>hi</p>"));
+    // Hosts outside the configured domains are path-style.
+    let response = raw_get_host(&h.server, "/vhost/dir/page.html", "elsewhere.example").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     h.server.shutdown().await;
 }

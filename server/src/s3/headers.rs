@@ -30,6 +30,14 @@ pub const STORAGE_CLASSES: &[&str] = &[
 /// Content headers, user metadata and storage class from a write request.
 /// The owner, ACL and checksum are filled in by the caller.
 pub fn object_meta_from_headers(req: &S3Request) -> S3Result<ObjectMeta> {
+    // Dropping tags silently would lose what the client asked to store.
+    if req.header("x-amz-tagging").is_some() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "Object tagging (x-amz-tagging) is not implemented by this server.",
+        )
+        .detail("Header", "x-amz-tagging"));
+    }
     let text = |name: &str| req.header(name).map(str::to_string);
     let storage_class = match req.header("x-amz-storage-class") {
         None => "STANDARD".to_string(),
