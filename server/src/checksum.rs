@@ -143,6 +143,17 @@ pub struct StoredChecksum {
     pub kind: ChecksumType,
 }
 
+impl StoredChecksum {
+    /// The value as S3 shows it for a whole object: a COMPOSITE checksum
+    /// carries `-<number of parts>`.
+    pub fn header_value(&self, parts: usize) -> String {
+        match self.kind {
+            ChecksumType::Composite => format!("{}-{parts}", self.value),
+            ChecksumType::FullObject => self.value.clone(),
+        }
+    }
+}
+
 /// An incremental hasher for one algorithm.
 pub enum Hasher {
     Crc(crc_fast::Digest),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import ALT_NAME, empty_and_delete, unique_name
+from conftest import ROOT_KEY, ROOT_SECRET, client_for, ALT_NAME, empty_and_delete, unique_name
 from helpers import parse_error, s3_error, xml_root
 
 
@@ -86,9 +86,23 @@ def test_malformed_create_bucket_body(signed, bucket_name):
     assert parse_error(r.body)["Code"] == "MalformedXML"
 
 
-def test_bucket_already_owned_by_you(s3, bucket):
+def test_recreating_own_bucket_in_us_east_1(s3, bucket):
+    # S3's us-east-1 behaviour: same ACL is a no-op that keeps the contents,
+    # a different ACL is a conflict.
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"still here")
+    s3.create_bucket(Bucket=bucket)
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"still here"
+    with s3_error("BucketAlreadyExists", 409):
+        s3.create_bucket(Bucket=bucket, ACL="public-read")
+    assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 1
+
+
+def test_bucket_already_owned_by_you_outside_us_east_1(private_server):
+    srv = private_server(server={"region": "eu-west-1"})
+    c = client_for(srv.endpoint, ROOT_KEY, ROOT_SECRET)
+    c.create_bucket(Bucket="owned", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     with s3_error("BucketAlreadyOwnedByYou", 409):
-        s3.create_bucket(Bucket=bucket)
+        c.create_bucket(Bucket="owned", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
 
 
 def test_bucket_already_exists_for_other_user(s3_alt, bucket):

@@ -439,10 +439,17 @@ fn presigned_auth(
     let user = credentials.get(&scope.access_key).ok_or_else(|| {
         S3Error::new(S3ErrorCode::InvalidAccessKeyId).detail("AWSAccessKeyId", &scope.access_key)
     })?;
-    let expires: u64 = expires
+    let expires: i64 = expires
         .parse()
         .map_err(|_| query_error("X-Amz-Expires should be a number"))?;
-    if expires == 0 || expires > settings.max_presign_expiry.as_secs() {
+    if expires <= 0 {
+        return Err(
+            S3Error::with_message(S3ErrorCode::AccessDenied, "Request has expired")
+                .detail("X-Amz-Expires", expires.to_string()),
+        );
+    }
+    let expires = expires as u64;
+    if expires > settings.max_presign_expiry.as_secs() {
         return Err(query_error(&format!(
             "X-Amz-Expires must be less than a week (in seconds) that is; {}",
             settings.max_presign_expiry.as_secs()

@@ -61,6 +61,8 @@ pub enum Command {
         min_part_size: u64,
         condition: WriteCondition,
         modified_ms: i64,
+        /// A whole-object checksum the client states (`x-amz-checksum-*`).
+        expected_checksum: Option<(crate::checksum::ChecksumAlgorithm, String)>,
     },
     AbortUpload {
         upload_id: String,
@@ -78,8 +80,9 @@ pub enum Command {
 pub struct WriteCondition {
     /// `If-Match`: the current ETag must be one of these (or `*`).
     pub if_match: Option<String>,
-    /// `If-None-Match: *`: there must be no current object.
-    pub if_none_match_any: bool,
+    /// `If-None-Match`: `*` (there must be no current object) or ETags the
+    /// current object must not have.
+    pub if_none_match: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -242,9 +245,24 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
             min_part_size,
             condition,
             modified_ms,
+            expected_checksum,
         } => {
-            let upload = super::multipart::load_upload(tx, upload_id, bucket, key)?;
+            let upload = match super::multipart::load_upload(tx, upload_id, bucket, key) {
+                Ok(upload) => upload,
+                Err(MetaError::NoSuchUpload) => {
+                    // A retried completion (its response was lost) answers
+                    // with the object that upload became, while it is current.
+                    let done = super::multipart::completed_object(tx, upload_id, bucket, key)?;
+                    outcome.completed = Some(done.ok_or(MetaError::NoSuchUpload)?);
+                    return Ok(outcome);
+                }
+                Err(e) => return Err(e),
+            };
             let plan = super::multipart::plan_completion(tx, &upload, parts, *min_part_size)?;
+            super::multipart::check_expected_checksum(
+                plan.checksum.as_ref(),
+                expected_checksum.as_ref(),
+            )?;
             let current = current_object(tx, bucket, key)?;
             check_write_condition(condition, current.as_ref().map(|c| c.1.as_str()))?;
             if let Some((id, _, _)) = current {
@@ -253,6 +271,7 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
             let mut meta = upload.meta.clone();
             meta.checksum = plan.checksum.clone();
             meta.parts = plan.parts;
+            meta.upload_id = Some(upload.id.clone());
             outcome.object_id = Some(insert_object(
                 tx,
                 &NewObject {
@@ -347,7 +366,9 @@ pub(crate) fn check_write_condition(
     condition: &WriteCondition,
     current_etag: Option<&str>,
 ) -> Result<(), MetaError> {
-    if condition.if_none_match_any && current_etag.is_some() {
+    if let (Some(list), Some(etag)) = (&condition.if_none_match, current_etag)
+        && etag_matches(list, etag)
+    {
         return Err(MetaError::PreconditionFailed);
     }
     if let Some(expected) = &condition.if_match {

@@ -63,6 +63,9 @@ pub struct ObjectMeta {
     /// Parts of a multipart object, in order; empty for a single PUT.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartInfo>,
+    /// The multipart upload this object was completed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

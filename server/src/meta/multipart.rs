@@ -132,9 +132,21 @@ pub fn plan_completion(
     if requested.is_empty() {
         return Err(rejected(S3ErrorCode::MalformedXML));
     }
-    if requested.windows(2).any(|w| w[0].number >= w[1].number) {
+    if requested.windows(2).any(|w| w[0].number > w[1].number) {
         return Err(rejected(S3ErrorCode::InvalidPartOrder));
     }
+    // A part number listed twice (re-uploaded while the list was built)
+    // counts once, as its last entry.
+    let requested: Vec<&CompletedPart> = requested
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            requested
+                .get(i + 1)
+                .is_none_or(|next| next.number != p.number)
+        })
+        .map(|(_, p)| p)
+        .collect();
     let mut parts = Vec::with_capacity(requested.len());
     let mut extents = Vec::new();
     let mut md5s = Vec::with_capacity(requested.len() * 16);
@@ -279,4 +291,59 @@ fn combined_checksum(
         value,
         kind,
     })
+}
+
+/// ETag and checksum of the current object at `bucket`/`key` if it was
+/// completed from `upload_id`.
+pub fn completed_object(
+    tx: &Transaction,
+    upload_id: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<(String, Option<StoredChecksum>)>, MetaError> {
+    let row: Option<(String, String)> = tx
+        .query_row(
+            "SELECT etag, meta FROM objects WHERE bucket = ?1 AND key = ?2",
+            params![bucket, key.as_bytes()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((etag, meta)) = row else {
+        return Ok(None);
+    };
+    let meta: super::model::ObjectMeta =
+        serde_json::from_str(&meta).map_err(|e| MetaError::Corrupt(format!("object meta: {e}")))?;
+    Ok((meta.upload_id.as_deref() == Some(upload_id)).then_some((etag, meta.checksum)))
+}
+
+/// A whole-object checksum stated on CompleteMultipartUpload must be the one
+/// the parts add up to (a COMPOSITE value may carry its `-<parts>` suffix).
+pub fn check_expected_checksum(
+    computed: Option<&StoredChecksum>,
+    expected: Option<&(ChecksumAlgorithm, String)>,
+) -> Result<(), MetaError> {
+    let Some((algorithm, value)) = expected else {
+        return Ok(());
+    };
+    let Some(computed) = computed.filter(|c| c.algorithm == *algorithm) else {
+        return Err(MetaError::Rejected(S3Error::invalid_request(format!(
+            "The upload was not created with the {} checksum algorithm.",
+            algorithm.as_str()
+        ))));
+    };
+    let stated = value.trim();
+    let stated = match stated.rsplit_once('-') {
+        Some((base, count)) if count.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => stated,
+    };
+    if stated != computed.value {
+        return Err(MetaError::Rejected(S3Error::with_message(
+            S3ErrorCode::BadDigest,
+            format!(
+                "The {} you specified did not match the calculated checksum.",
+                algorithm.as_str()
+            ),
+        )));
+    }
+    Ok(())
 }

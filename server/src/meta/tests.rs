@@ -181,7 +181,7 @@ async fn conditional_writes_are_checked_in_the_command() {
         object: object("b", key, None),
         condition: WriteCondition {
             if_match: None,
-            if_none_match_any: true,
+            if_none_match: Some("*".into()),
         },
         source_id: None,
     };
@@ -194,7 +194,7 @@ async fn conditional_writes_are_checked_in_the_command() {
         object: object("b", "k", None),
         condition: WriteCondition {
             if_match: Some(etag.into()),
-            if_none_match_any: false,
+            if_none_match: None,
         },
         source_id: None,
     };
@@ -426,6 +426,7 @@ fn complete(upload: &str, numbers: &[u32], min: u64) -> Command {
         min_part_size: min,
         condition: WriteCondition::default(),
         modified_ms: 5,
+        expected_checksum: None,
     }
 }
 
@@ -484,7 +485,12 @@ async fn multipart_completion_rules() {
     assert_eq!(object.size, 10);
     assert_eq!(object.extents[0].blob, b1);
     assert_eq!(object.meta.parts.len(), 1);
-    // The upload is gone: completing again or adding parts fails.
+    // A retried completion answers with the same object.
+    let retried = meta.execute(complete("u1", &[1], 1)).await.unwrap();
+    assert_eq!(retried.completed.unwrap().0, etag);
+    assert!(retried.freed.is_empty());
+    // Once another write replaces it, the upload is simply gone.
+    meta.execute(put("b", "k")).await.unwrap();
     assert!(matches!(
         meta.execute(complete("u1", &[1], 1)).await,
         Err(MetaError::NoSuchUpload)
@@ -606,4 +612,21 @@ async fn replacing_an_object_with_a_copy_of_itself_keeps_its_blob() {
         .await
         .unwrap();
     assert!(outcome.freed.is_empty(), "{:?}", outcome.freed);
+}
+
+#[tokio::test]
+async fn a_part_listed_twice_counts_once_as_its_last_entry() {
+    let meta = store_with(&[]).await;
+    meta.execute(Command::CreateUpload(upload_record("u", "k", 1)))
+        .await
+        .unwrap();
+    meta.execute(part("u", 1, 10, BlobId::random()))
+        .await
+        .unwrap();
+    let mut twice = complete("u", &[1, 1], 1);
+    if let Command::CompleteUpload { parts, .. } = &mut twice {
+        parts[0].etag = "\"stale\"".into();
+    }
+    let done = meta.execute(twice).await.unwrap();
+    assert!(done.completed.unwrap().0.ends_with("-1\""));
 }

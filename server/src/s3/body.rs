@@ -80,10 +80,9 @@ fn invalid_checksum_header(algorithm: ChecksumAlgorithm) -> S3Error {
 }
 
 fn declared(req: &S3Request) -> S3Result<Declared> {
-    let chunked = req.auth.payload.is_chunked()
-        || req
-            .header("content-encoding")
-            .is_some_and(|v| v.split(',').any(|e| e.trim() == "aws-chunked"));
+    // Framing follows x-amz-content-sha256 (STREAMING-*); a Content-Encoding
+    // that mentions aws-chunked on a plain body is only a label.
+    let chunked = req.auth.payload.is_chunked();
     let length_header = if chunked {
         "x-amz-decoded-content-length"
     } else {
@@ -320,10 +319,9 @@ pub fn verified_body(
     let raw = req
         .take_body()
         .unwrap_or_else(|| futures::stream::empty().boxed());
-    let chunked = req.auth.payload.is_chunked()
-        || req
-            .header("content-encoding")
-            .is_some_and(|v| v.split(',').any(|e| e.trim() == "aws-chunked"));
+    // Framing follows x-amz-content-sha256 (STREAMING-*); a Content-Encoding
+    // that mentions aws-chunked on a plain body is only a label.
+    let chunked = req.auth.payload.is_chunked();
     let (input, trailer_slot) = if chunked {
         let signed_trailer = matches!(
             req.auth.payload,

@@ -3,12 +3,12 @@
 
 use super::{
     S3Response, authorized_bucket, empty_response, free_blobs, load_bucket, meta_error, now_ms,
-    require, require_authenticated, xml_response,
+    request_bucket, require, require_authenticated, xml_response,
 };
 use crate::acl::{Acl, Permission};
 use crate::app::App;
 use crate::meta::model::BucketRecord;
-use crate::meta::{Command, query};
+use crate::meta::{Command, MetaError, query};
 use crate::s3::body::read_small;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::headers::acl_from_headers;
@@ -147,12 +147,25 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         owner,
         region,
         created_ms: now_ms(),
-        acl,
+        acl: acl.clone(),
     };
-    app.meta
-        .execute(Command::CreateBucket(record))
-        .await
-        .map_err(|e| meta_error(e, &name, None))?;
+    match app.meta.execute(Command::CreateBucket(record)).await {
+        Ok(_) => {}
+        // As in S3's us-east-1: re-creating a bucket you own with the same
+        // ACL succeeds and changes nothing; asking for another ACL is a
+        // conflict. Elsewhere it is BucketAlreadyOwnedByYou.
+        Err(MetaError::BucketExists {
+            owned_by_requester: true,
+        }) if app.config.server.region == "us-east-1" => {
+            let existing = load_bucket(app, &name).await?;
+            if existing.acl != acl {
+                return Err(
+                    S3Error::new(S3ErrorCode::BucketAlreadyExists).detail("BucketName", &name)
+                );
+            }
+        }
+        Err(e) => return Err(meta_error(e, &name, None)),
+    }
     let mut response = empty_response(StatusCode::OK);
     if let Ok(location) = http::HeaderValue::from_str(&format!("/{name}")) {
         response.headers_mut().insert("location", location);
@@ -162,7 +175,7 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 
 pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let name = req.bucket()?.to_string();
-    let bucket = load_bucket(app, &name).await?;
+    let bucket = request_bucket(app, req).await?;
     // Only the owner may delete a bucket, whatever the ACL grants.
     require(
         req.requester()
@@ -188,7 +201,7 @@ pub async fn head(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 }
 
 pub async fn location(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = load_bucket(app, req.bucket()?).await?;
+    let bucket = request_bucket(app, req).await?;
     require(
         req.requester()
             .owner()
@@ -205,7 +218,7 @@ pub async fn location(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 }
 
 pub async fn versioning(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = load_bucket(app, req.bucket()?).await?;
+    let bucket = request_bucket(app, req).await?;
     require(
         req.requester()
             .owner()

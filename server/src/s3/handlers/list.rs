@@ -137,7 +137,10 @@ pub async fn list_objects_v1(app: &App, req: &mut S3Request) -> S3Result<S3Respo
     )
     .await?;
     let mut w = writer("ListBucketResult", p.url_encoding);
-    w.header(&bucket.name, &p);
+    // ListObjects v1 leaves <Prefix> unencoded even with encoding-type=url
+    // (clients decode only keys, markers, delimiter and common prefixes).
+    w.w.element("Name", &bucket.name);
+    w.w.element("Prefix", &p.prefix);
     w.key("Marker", &marker);
     if page.truncated
         && p.delimiter.is_some()

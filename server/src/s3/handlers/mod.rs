@@ -97,13 +97,25 @@ pub fn require(allowed: bool) -> S3Result<()> {
     }
 }
 
+/// Loads the request's bucket, refusing it when `x-amz-expected-bucket-owner`
+/// names someone else.
+pub async fn request_bucket(app: &App, req: &S3Request) -> S3Result<BucketRecord> {
+    let bucket = load_bucket(app, req.bucket()?).await?;
+    if let Some(expected) = req.header("x-amz-expected-bucket-owner")
+        && expected.trim() != bucket.owner.id
+    {
+        return Err(S3Error::new(S3ErrorCode::AccessDenied));
+    }
+    Ok(bucket)
+}
+
 /// Loads a bucket and checks the requester holds `permission` on it.
 pub async fn authorized_bucket(
     app: &App,
     req: &S3Request,
     permission: Permission,
 ) -> S3Result<BucketRecord> {
-    let bucket = load_bucket(app, req.bucket()?).await?;
+    let bucket = request_bucket(app, req).await?;
     require(bucket.acl.allows(req.requester(), permission))?;
     Ok(bucket)
 }

@@ -9,8 +9,8 @@ use super::object::{
     store_stream, write_condition,
 };
 use super::{
-    S3Response, authorized_bucket, check_key, empty_response, free_blobs, load_bucket, meta_error,
-    now_ms, require, xml_response,
+    S3Response, authorized_bucket, check_key, empty_response, free_blobs, meta_error, now_ms,
+    request_bucket, require, xml_response,
 };
 use crate::acl::{Acl, Permission};
 use crate::app::App;
@@ -302,8 +302,27 @@ impl XmlPart {
 
 pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Write).await?;
-    let upload = load_upload(app, req).await?;
+    let key = req.key()?.to_string();
+    let upload_id = upload_id(req)?;
+    // A completed upload is gone, but a retried completion of it must still
+    // get its answer: the command decides.
+    let algorithm = match load_upload(app, req).await {
+        Ok(upload) => upload.checksum_algorithm,
+        Err(e) if e.code == S3ErrorCode::NoSuchUpload => None,
+        Err(e) => return Err(e),
+    };
     let condition = write_condition(req)?;
+    // On completion `x-amz-checksum-*` states the whole object's checksum,
+    // not the request body's: take it out before the body is verified.
+    let mut expected_checksum = None;
+    for algorithm in crate::checksum::ALL_ALGORITHMS {
+        if let Some(value) = req.headers.remove(algorithm.header_name()) {
+            let value = value
+                .to_str()
+                .map_err(|_| S3Error::invalid_request("Invalid checksum header"))?;
+            expected_checksum = Some((algorithm, value.trim().to_string()));
+        }
+    }
     let body = read_small(req, 4 << 20).await?;
     let request: CompleteMultipartUpload = xml::parse(&body, "CompleteMultipartUpload")?;
     if request.parts.is_empty() {
@@ -318,22 +337,23 @@ pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         .map(|p| CompletedPart {
             number: p.number,
             etag: p.etag.clone(),
-            checksum: p.checksum(upload.checksum_algorithm),
+            checksum: p.checksum(algorithm),
         })
         .collect();
     let outcome = app
         .meta
         .execute(Command::CompleteUpload {
-            upload_id: upload.id.clone(),
+            upload_id: upload_id.clone(),
             bucket: bucket.name.clone(),
-            key: upload.key.clone(),
+            key: key.clone(),
             parts,
             min_part_size: app.config.multipart.min_part_size.0,
             condition,
             modified_ms: now_ms(),
+            expected_checksum,
         })
         .await
-        .map_err(|e| meta_error(e, &bucket.name, Some(&upload.key)))?;
+        .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
     free_blobs(app, outcome.freed).await;
     let (etag, checksum) = outcome
         .completed
@@ -341,21 +361,18 @@ pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let mut w = XmlWriter::root("CompleteMultipartUploadResult");
     w.element(
         "Location",
-        &format!(
-            "/{}/{}",
-            bucket.name,
-            uri_encode(upload.key.as_bytes(), true)
-        ),
+        &format!("/{}/{}", bucket.name, uri_encode(key.as_bytes(), true)),
     );
     w.element("Bucket", &bucket.name);
-    w.element("Key", &upload.key);
+    w.element("Key", &key);
     w.element("ETag", &etag);
     if let Some(checksum) = &checksum {
-        let value = match checksum.kind {
-            ChecksumType::Composite => format!("{}-{}", checksum.value, request.parts.len()),
-            ChecksumType::FullObject => checksum.value.clone(),
-        };
-        w.element(checksum.algorithm.xml_name(), &value);
+        let parts = etag
+            .trim_matches('"')
+            .rsplit_once('-')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(request.parts.len());
+        w.element(checksum.algorithm.xml_name(), &checksum.header_value(parts));
         w.element("ChecksumType", checksum.kind.as_str());
     }
     w.close("CompleteMultipartUploadResult");
@@ -486,7 +503,7 @@ pub async fn list_uploads(app: &App, req: &mut S3Request) -> S3Result<S3Response
 }
 
 pub async fn list_parts(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = load_bucket(app, req.bucket()?).await?;
+    let bucket = request_bucket(app, req).await?;
     require(bucket.acl.allows(req.requester(), Permission::Read))?;
     let upload = load_upload(app, req).await?;
     let marker = match req.int_param("part-number-marker")? {

@@ -1,8 +1,8 @@
 //! PutObject, GetObject, HeadObject and GetObjectAttributes.
 
 use super::{
-    S3Response, authorized_bucket, check_key, free_blobs, load_bucket, meta_error, now_ms, require,
-    xml_response,
+    S3Response, authorized_bucket, check_key, free_blobs, meta_error, now_ms, request_bucket,
+    require, xml_response,
 };
 use crate::acl::{Acl, Owner, Permission, Requester};
 use crate::app::App;
@@ -41,23 +41,12 @@ pub fn requester_owner(req: &S3Request) -> Owner {
     }
 }
 
-/// `If-None-Match: *` and `If-Match` on writes, checked atomically by the
-/// metadata command.
+/// `If-None-Match` (`*`, or ETags the current object must not have) and
+/// `If-Match` on writes, checked atomically by the metadata command.
 pub fn write_condition(req: &S3Request) -> S3Result<WriteCondition> {
-    let if_none_match_any = match req.header("if-none-match") {
-        None => false,
-        Some(v) if v.trim() == "*" => true,
-        Some(_) => {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "If-None-Match on writes supports only '*'.",
-            )
-            .detail("Header", "If-None-Match"));
-        }
-    };
     Ok(WriteCondition {
         if_match: req.header("if-match").map(str::to_string),
-        if_none_match_any,
+        if_none_match: req.header("if-none-match").map(str::to_string),
     })
 }
 
@@ -200,7 +189,7 @@ pub async fn readable_object(app: &App, req: &S3Request) -> S3Result<ObjectRecor
     {
         return Err(S3Error::new(S3ErrorCode::NoSuchVersion).detail("VersionId", version));
     }
-    let bucket = load_bucket(app, req.bucket()?).await?;
+    let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     let (name, lookup) = (bucket.name.clone(), key.clone());
     let object = app
@@ -328,11 +317,10 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
             _ => None,
         };
         if let Some(checksum) = checksum {
-            let value = match checksum.kind {
-                ChecksumType::Composite if part_number.is_none() => {
-                    format!("{}-{}", checksum.value, object.meta.parts.len())
-                }
-                _ => checksum.value.clone(),
+            let value = if part_number.is_none() {
+                checksum.header_value(object.meta.parts.len())
+            } else {
+                checksum.value.clone()
             };
             insert(&mut headers, checksum.algorithm.header_name(), &value);
             insert(&mut headers, "x-amz-checksum-type", checksum.kind.as_str());
@@ -440,7 +428,10 @@ pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
         && let Some(checksum) = &meta.checksum
     {
         w.open("Checksum");
-        w.element(checksum.algorithm.xml_name(), &checksum.value);
+        w.element(
+            checksum.algorithm.xml_name(),
+            &checksum.header_value(meta.parts.len()),
+        );
         w.element("ChecksumType", checksum.kind.as_str());
         w.close("Checksum");
     }
