@@ -183,12 +183,7 @@ fn v2_presigned_auth(
     settings: &AuthSettings,
     now: SystemTime,
 ) -> Result<Authenticated, S3Error> {
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let param = |name: &str| query_param(query, name);
     let (Some(access_key), Some(signature), Some(expires)) = (
         param("AWSAccessKeyId"),
         param("Signature"),
@@ -408,12 +403,7 @@ fn presigned_auth(
     settings: &AuthSettings,
     now: SystemTime,
 ) -> Result<Authenticated, S3Error> {
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let param = |name: &str| query_param(query, name);
     let query_error = |message: &str| {
         S3Error::with_message(S3ErrorCode::AuthorizationQueryParametersError, message)
     };
@@ -557,6 +547,13 @@ fn verify_signature(
         .detail("StringToSign", string_to_sign)
         .detail("SignatureProvided", provided)
         .detail("CanonicalRequest", canonical))
+}
+
+fn query_param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn has_body(headers: &HeaderMap) -> bool {

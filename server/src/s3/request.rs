@@ -60,6 +60,19 @@ impl S3Request {
             .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidRequest))
     }
 
+    /// A page size (`max-keys`, `max-uploads`, `max-parts`): 1000 by default
+    /// and at most; negative or non-numeric values are `InvalidArgument`.
+    pub fn count_param(&self, name: &str) -> S3Result<usize> {
+        match self.int_param(name)? {
+            None => Ok(1000),
+            Some(n) if n < 0 => Err(S3Error::invalid_argument(format!(
+                "{name} cannot be negative"
+            ))
+            .detail("ArgumentName", name)),
+            Some(n) => Ok((n as usize).min(1000)),
+        }
+    }
+
     /// An integer query parameter, or `InvalidArgument` naming it.
     pub fn int_param(&self, name: &str) -> S3Result<Option<i64>> {
         match self.param(name) {

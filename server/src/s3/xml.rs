@@ -65,6 +65,18 @@ impl XmlWriter {
         self.close(name);
     }
 
+    /// `<name><ID>…</ID><DisplayName>…</DisplayName></name>`.
+    pub fn owner(&mut self, name: &str, owner: &crate::acl::Owner) {
+        self.open(name);
+        self.element("ID", &owner.id);
+        self.element("DisplayName", &owner.display_name);
+        self.close(name);
+    }
+
+    pub fn boolean(&mut self, name: &str, value: bool) {
+        self.element(name, if value { "true" } else { "false" });
+    }
+
     pub fn optional(&mut self, name: &str, value: Option<&str>) {
         if let Some(value) = value {
             self.element(name, value);

@@ -14,10 +14,7 @@ use serde::Deserialize;
 
 pub fn render_acl(acl: &Acl) -> String {
     let mut w = XmlWriter::root("AccessControlPolicy");
-    w.open("Owner");
-    w.element("ID", &acl.owner.id);
-    w.element("DisplayName", &acl.owner.display_name);
-    w.close("Owner");
+    w.owner("Owner", &acl.owner);
     w.open("AccessControlList");
     // Group grants first, then users, each in the order they were given (the
     // order Ceph RGW lists them in, which the s3-tests suite relies on).

@@ -92,10 +92,7 @@ pub async fn list_buckets(app: &App, req: &mut S3Request) -> S3Result<S3Response
     let more = selected.next().is_some();
 
     let mut w = XmlWriter::root("ListAllMyBucketsResult");
-    w.open("Owner");
-    w.element("ID", &owner.id);
-    w.element("DisplayName", &owner.display_name);
-    w.close("Owner");
+    w.owner("Owner", &owner);
     w.open("Buckets");
     for bucket in &page {
         w.open("Bucket");

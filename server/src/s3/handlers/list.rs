@@ -21,15 +21,20 @@ struct Params {
     url_encoding: bool,
 }
 
-fn params(req: &S3Request) -> S3Result<Params> {
-    let max_keys = match req.int_param("max-keys")? {
-        None => 1000,
-        Some(n) if n < 0 => {
-            return Err(S3Error::invalid_argument("max-keys cannot be negative")
-                .detail("ArgumentName", "max-keys"));
+impl Params {
+    /// The page query continuing strictly after `after` (if not empty).
+    fn query(&self, after: Option<&str>) -> ListQuery {
+        ListQuery {
+            prefix: self.prefix.clone(),
+            delimiter: self.delimiter.clone(),
+            after: after.filter(|a| !a.is_empty()).map(str::to_string),
+            max_keys: self.max_keys,
         }
-        Some(n) => (n as usize).min(1000),
-    };
+    }
+}
+
+fn params(req: &S3Request) -> S3Result<Params> {
+    let max_keys = req.count_param("max-keys")?;
     let url_encoding = match req.param("encoding-type") {
         None => false,
         Some(v) if v.eq_ignore_ascii_case("url") => true,
@@ -86,10 +91,7 @@ impl Writer {
         }
         self.w.element("Size", &o.size.to_string());
         if owner {
-            self.w.open("Owner");
-            self.w.element("ID", &o.owner.id);
-            self.w.element("DisplayName", &o.owner.display_name);
-            self.w.close("Owner");
+            self.w.owner("Owner", &o.owner);
         }
         self.w.element("StorageClass", &o.storage_class);
     }
@@ -117,25 +119,11 @@ fn writer(root: &str, url: bool) -> Writer {
     }
 }
 
-fn key_count(page: &ListPage) -> usize {
-    page.entries.len()
-}
-
 pub async fn list_objects_v1(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Read).await?;
     let p = params(req)?;
     let marker = req.param("marker").unwrap_or_default().to_string();
-    let page = fetch(
-        app,
-        &bucket.name,
-        ListQuery {
-            prefix: p.prefix.clone(),
-            delimiter: p.delimiter.clone(),
-            after: (!marker.is_empty()).then(|| marker.clone()),
-            max_keys: p.max_keys,
-        },
-    )
-    .await?;
+    let page = fetch(app, &bucket.name, p.query(Some(&marker))).await?;
     let mut w = writer("ListBucketResult", p.url_encoding);
     // ListObjects v1 leaves <Prefix> unencoded even with encoding-type=url
     // (clients decode only keys, markers, delimiter and common prefixes).
@@ -152,7 +140,7 @@ pub async fn list_objects_v1(app: &App, req: &mut S3Request) -> S3Result<S3Respo
     if let Some(d) = &p.delimiter {
         w.key("Delimiter", d);
     }
-    w.w.element("IsTruncated", bool_text(page.truncated));
+    w.w.boolean("IsTruncated", page.truncated);
     if p.url_encoding {
         w.w.element("EncodingType", "url");
     }
@@ -167,10 +155,6 @@ pub async fn list_objects_v1(app: &App, req: &mut S3Request) -> S3Result<S3Respo
     w.common_prefixes(&page);
     w.w.close("ListBucketResult");
     Ok(xml_response(StatusCode::OK, w.w.finish()))
-}
-
-fn bool_text(b: bool) -> &'static str {
-    if b { "true" } else { "false" }
 }
 
 /// Continuation tokens are opaque to clients: the position, base64-encoded.
@@ -199,17 +183,7 @@ pub async fn list_objects_v2(app: &App, req: &mut S3Request) -> S3Result<S3Respo
         Some(t) => Some(decode_token(t)?),
         None => start_after.clone().filter(|s| !s.is_empty()),
     };
-    let page = fetch(
-        app,
-        &bucket.name,
-        ListQuery {
-            prefix: p.prefix.clone(),
-            delimiter: p.delimiter.clone(),
-            after,
-            max_keys: p.max_keys,
-        },
-    )
-    .await?;
+    let page = fetch(app, &bucket.name, p.query(after.as_deref())).await?;
     let mut w = writer("ListBucketResult", p.url_encoding);
     w.header(&bucket.name, &p);
     if let Some(d) = &p.delimiter {
@@ -219,8 +193,8 @@ pub async fn list_objects_v2(app: &App, req: &mut S3Request) -> S3Result<S3Respo
     if p.url_encoding {
         w.w.element("EncodingType", "url");
     }
-    w.w.element("KeyCount", &key_count(&page).to_string());
-    w.w.element("IsTruncated", bool_text(page.truncated));
+    w.w.element("KeyCount", &page.entries.len().to_string());
+    w.w.boolean("IsTruncated", page.truncated);
     if let Some(t) = &token {
         w.w.element("ContinuationToken", t);
     }
@@ -260,17 +234,7 @@ pub async fn list_object_versions(app: &App, req: &mut S3Request) -> S3Result<S3
         )
         .detail("ArgumentName", "version-id-marker"));
     }
-    let page = fetch(
-        app,
-        &bucket.name,
-        ListQuery {
-            prefix: p.prefix.clone(),
-            delimiter: p.delimiter.clone(),
-            after: (!key_marker.is_empty()).then(|| key_marker.clone()),
-            max_keys: p.max_keys,
-        },
-    )
-    .await?;
+    let page = fetch(app, &bucket.name, p.query(Some(&key_marker))).await?;
     let mut w = writer("ListVersionsResult", p.url_encoding);
     w.header(&bucket.name, &p);
     w.key("KeyMarker", &key_marker);
@@ -290,7 +254,7 @@ pub async fn list_object_versions(app: &App, req: &mut S3Request) -> S3Result<S3
     if p.url_encoding {
         w.w.element("EncodingType", "url");
     }
-    w.w.element("IsTruncated", bool_text(page.truncated));
+    w.w.boolean("IsTruncated", page.truncated);
     for entry in &page.entries {
         if let ListEntry::Object(o) = entry {
             w.w.open("Version");

@@ -5,14 +5,14 @@
 
 use super::copy::load_copy_source;
 use super::object::{
-    count_received, extents_stream, full_object_checksum, requester_owner, store_body,
+    count_received, extents_stream, full_object_checksum, new_object_meta, store_body,
     store_stream, write_condition,
 };
 use super::{
     S3Response, authorized_bucket, check_key, empty_response, free_blobs, meta_error, now_ms,
     request_bucket, require, xml_response,
 };
-use crate::acl::{Acl, Permission};
+use crate::acl::Permission;
 use crate::app::App;
 use crate::auth::sigv4::uri_encode;
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, etag_of_md5};
@@ -20,7 +20,6 @@ use crate::meta::model::{CompletedPart, Extent, UploadEntry, UploadListQuery, Up
 use crate::meta::{Command, query};
 use crate::s3::body::{digest_only, read_small, requested_checksum};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
-use crate::s3::headers::{acl_from_headers, object_meta_from_headers};
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlWriter};
 use http::StatusCode;
@@ -64,11 +63,7 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Write).await?;
     let key = req.key()?.to_string();
     check_key(&key)?;
-    let owner = requester_owner(req);
-    let mut meta = object_meta_from_headers(req)?;
-    meta.acl = acl_from_headers(req, &owner, Some(&bucket.owner), &app.credentials)?
-        .unwrap_or_else(|| Acl::private(&owner));
-    meta.owner = owner;
+    let meta = new_object_meta(app, req, &bucket)?;
     let algorithm = match req.header("x-amz-checksum-algorithm") {
         None => None,
         Some(name) => Some(ChecksumAlgorithm::parse(name.trim()).ok_or_else(|| {
@@ -396,20 +391,9 @@ pub async fn abort(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-fn bool_text(b: bool) -> &'static str {
-    if b { "true" } else { "false" }
-}
-
 pub async fn list_uploads(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Read).await?;
-    let max_uploads = match req.int_param("max-uploads")? {
-        None => 1000,
-        Some(n) if n < 0 => {
-            return Err(S3Error::invalid_argument("max-uploads cannot be negative")
-                .detail("ArgumentName", "max-uploads"));
-        }
-        Some(n) => (n as usize).min(1000),
-    };
+    let max_uploads = req.count_param("max-uploads")?;
     let url = req
         .param("encoding-type")
         .is_some_and(|v| v.eq_ignore_ascii_case("url"));
@@ -468,18 +452,14 @@ pub async fn list_uploads(app: &App, req: &mut S3Request) -> S3Result<S3Response
     if url {
         w.element("EncodingType", "url");
     }
-    w.element("IsTruncated", bool_text(page.truncated));
+    w.boolean("IsTruncated", page.truncated);
     for entry in &page.entries {
         if let UploadEntry::Upload(u) = entry {
             w.open("Upload");
             w.element("Key", &encode(&u.key));
             w.element("UploadId", &u.id);
-            for role in ["Initiator", "Owner"] {
-                w.open(role);
-                w.element("ID", &u.meta.owner.id);
-                w.element("DisplayName", &u.meta.owner.display_name);
-                w.close(role);
-            }
+            w.owner("Initiator", &u.meta.owner);
+            w.owner("Owner", &u.meta.owner);
             w.element("StorageClass", &u.meta.storage_class);
             w.element("Initiated", &xml::timestamp(u.initiated_ms));
             if let Some(a) = u.checksum_algorithm {
@@ -514,14 +494,7 @@ pub async fn list_parts(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
                 .detail("ArgumentName", "part-number-marker"));
         }
     };
-    let max_parts = match req.int_param("max-parts")? {
-        None => 1000,
-        Some(n) if n < 0 => {
-            return Err(S3Error::invalid_argument("max-parts cannot be negative")
-                .detail("ArgumentName", "max-parts"));
-        }
-        Some(n) => (n as usize).min(1000),
-    };
+    let max_parts = req.count_param("max-parts")?;
     let id = upload.id.clone();
     let (parts, truncated) = app
         .meta
@@ -532,19 +505,15 @@ pub async fn list_parts(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
     w.element("Bucket", &bucket.name);
     w.element("Key", &upload.key);
     w.element("UploadId", &upload.id);
-    for role in ["Initiator", "Owner"] {
-        w.open(role);
-        w.element("ID", &upload.meta.owner.id);
-        w.element("DisplayName", &upload.meta.owner.display_name);
-        w.close(role);
-    }
+    w.owner("Initiator", &upload.meta.owner);
+    w.owner("Owner", &upload.meta.owner);
     w.element("StorageClass", &upload.meta.storage_class);
     w.element("PartNumberMarker", &marker.to_string());
     if let Some(last) = parts.last() {
         w.element("NextPartNumberMarker", &last.number.to_string());
     }
     w.element("MaxParts", &max_parts.to_string());
-    w.element("IsTruncated", bool_text(truncated));
+    w.boolean("IsTruncated", truncated);
     if let Some(a) = upload.checksum_algorithm {
         w.element("ChecksumAlgorithm", a.as_str());
     }

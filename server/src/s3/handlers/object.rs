@@ -108,15 +108,27 @@ pub fn full_object_checksum(digest: &BodyDigest) -> Option<StoredChecksum> {
         })
 }
 
-pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
-    let key = req.key()?.to_string();
-    check_key(&key)?;
+/// Metadata of an object a request writes into `bucket`: content headers,
+/// user metadata and storage class from the request; the requester as owner;
+/// the requested ACL or a private one.
+pub fn new_object_meta(
+    app: &App,
+    req: &S3Request,
+    bucket: &crate::meta::model::BucketRecord,
+) -> S3Result<ObjectMeta> {
     let owner = requester_owner(req);
     let mut meta = object_meta_from_headers(req)?;
     meta.acl = acl_from_headers(req, &owner, Some(&bucket.owner), &app.credentials)?
         .unwrap_or_else(|| Acl::private(&owner));
     meta.owner = owner;
+    Ok(meta)
+}
+
+pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let key = req.key()?.to_string();
+    check_key(&key)?;
+    let mut meta = new_object_meta(app, req, &bucket)?;
     let condition = write_condition(req)?;
 
     let (blob, digest) = store_body(
