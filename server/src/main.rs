@@ -187,11 +187,6 @@ async fn serve(config: bleepstore_config::Config) -> anyhow::Result<()> {
             "invalid configuration: cluster.enabled: cluster mode (Raft) is not implemented in this version; run one replica with cluster.enabled: false"
         );
     }
-    if config.server.tls.is_some() {
-        anyhow::bail!(
-            "invalid configuration: server.tls: TLS on the S3 port is not implemented in this version; terminate TLS in front of it (Ingress, load balancer)"
-        );
-    }
     let app = App::open(config).await?;
     if app.credentials.using_default_root {
         tracing::warn!(

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// A server whose listeners are bound and serving.
@@ -75,9 +76,11 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
     let header_timeout = Duration::from_secs(config.limits.header_timeout_secs);
     let drain = Duration::from_secs(config.server.shutdown_timeout_secs);
 
+    let tls = config.server.tls.as_ref().map(tls_acceptor).transpose()?;
     let s3_app = app.clone();
     let s3_task = tokio::spawn(serve(
         s3_listener,
+        tls,
         move |request: http::Request<Incoming>| {
             let app = s3_app.clone();
             async move { Ok::<_, Infallible>(service::handle(app, request).await) }
@@ -90,6 +93,7 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
     let router = crate::http::ops::router(app.clone());
     let ops_task = tokio::spawn(serve(
         ops_listener,
+        None,
         move |request: http::Request<Incoming>| {
             let router = router.clone();
             async move {
@@ -117,8 +121,44 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
     })
 }
 
+/// Loads the S3 port's certificate chain and key (PEM files).
+fn tls_acceptor(tls: &bleepstore_config::TlsConfig) -> anyhow::Result<TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "invalid configuration: server.tls.cert_file: cannot read certificates from {}: {e}",
+                tls.cert_file.display()
+            )
+        })?;
+    if certs.is_empty() {
+        anyhow::bail!(
+            "invalid configuration: server.tls.cert_file: {} holds no PEM certificate",
+            tls.cert_file.display()
+        );
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid configuration: server.tls.key_file: cannot read a private key from {}: {e}",
+            tls.key_file.display()
+        )
+    })?;
+    // An explicit provider: other crates in the tree may enable a second one.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: server.tls: {e}"))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
 async fn serve<F, Fut>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     handler: F,
     mut shutdown: watch::Receiver<bool>,
     header_timeout: Duration,
@@ -145,14 +185,33 @@ async fn serve<F, Fut>(
                 // writes stalls ~40 ms on kept-alive connections (DESIGN.md §2).
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service_fn(handler));
-                let connection = graceful.watch(connection);
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
+                    let mut http = hyper::server::conn::http1::Builder::new();
+                    http.timer(TokioTimer::new())
+                        .header_read_timeout(header_timeout)
+                        .keep_alive(true);
+                    let result = match tls {
+                        None => {
+                            let connection = http.serve_connection(TokioIo::new(stream), service_fn(handler));
+                            watcher.watch(connection).await
+                        }
+                        Some(acceptor) => {
+                            // The handshake is bounded like the headers are.
+                            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                            let connection = http.serve_connection(TokioIo::new(stream), service_fn(handler));
+                            watcher.watch(connection).await
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });
