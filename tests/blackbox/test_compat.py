@@ -70,6 +70,9 @@ def test_composite_checksum_with_part_count_suffix(s3, bucket):
     assert r["ChecksumSHA256"] == composite
     attrs = s3.get_object_attributes(Bucket=bucket, Key="comp", ObjectAttributes=["Checksum"])
     assert attrs["Checksum"]["ChecksumSHA256"] == composite
+    part = s3.get_object(Bucket=bucket, Key="comp", PartNumber=1, ChecksumMode="ENABLED")
+    assert part["ChecksumSHA256"] == done[0]["ChecksumSHA256"]
+    assert part["ChecksumType"] == "COMPOSITE"
 
 
 def test_retried_completion_returns_the_same_object(s3, bucket):

@@ -319,12 +319,19 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
     {
         let checksum = match part_number {
+            // A part carries its own checksum, of the object's checksum type.
             Some(n) if !object.meta.parts.is_empty() => object
                 .meta
                 .parts
                 .iter()
                 .find(|p| p.number == n)
-                .and_then(|p| p.checksum.clone()),
+                .and_then(|p| p.checksum.clone())
+                .map(|mut c| {
+                    if let Some(whole) = &object.meta.checksum {
+                        c.kind = whole.kind;
+                    }
+                    c
+                }),
             _ if status == StatusCode::OK => object.meta.checksum.clone(),
             _ => None,
         };
