@@ -3,7 +3,7 @@
 use crate::auth::{AuthSettings, Credentials};
 use crate::meta::Metadata;
 use crate::metrics::Metrics;
-use crate::storage::{BlobStore, LocalBlobStore, MemoryBlobStore};
+use crate::storage::{BlobPins, BlobStore, LocalBlobStore, MemoryBlobStore};
 use anyhow::Context;
 use bleepstore_config::{Backend, Config};
 use std::sync::Arc;
@@ -13,6 +13,8 @@ pub struct App {
     pub config: Config,
     pub meta: Metadata,
     pub blobs: Arc<dyn BlobStore>,
+    /// Blobs responses are still streaming; freeing them waits for the readers.
+    pub pins: Arc<BlobPins>,
     pub credentials: Credentials,
     pub metrics: Metrics,
     pub auth_settings: AuthSettings,
@@ -54,6 +56,7 @@ impl App {
             config,
             meta,
             blobs,
+            pins: BlobPins::new(),
             credentials,
             metrics: Metrics::new(),
             auth_settings,

@@ -15,7 +15,7 @@ pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usiz
         .list()
         .await?
         .into_iter()
-        .filter(|b| b.created < cutoff)
+        .filter(|b| b.created < cutoff && !app.pins.is_pinned(&b.id))
         .map(|b| b.id)
         .collect();
     if candidates.is_empty() {

@@ -132,6 +132,21 @@ pub fn get_object(
     }))
 }
 
+/// The id of the current object under `key`, if any.
+pub fn current_object_id(
+    conn: &Connection,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<i64>, MetaError> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM objects WHERE bucket = ?1 AND key = ?2",
+            params![bucket, key.as_bytes()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// The smallest byte string greater than every string that starts with
 /// `prefix`: valid UTF-8 never contains 0xFF.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {

@@ -6,9 +6,11 @@
 pub mod conformance;
 mod local;
 mod memory;
+pub mod pins;
 
 pub use local::LocalBlobStore;
 pub use memory::MemoryBlobStore;
+pub use pins::{BlobPins, PinGuard};
 
 use async_trait::async_trait;
 use bytes::Bytes;

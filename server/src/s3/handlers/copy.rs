@@ -17,6 +17,9 @@ use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlWriter};
 use http::StatusCode;
 
+/// Reads of a source that keeps being replaced before the copy commits.
+const COPY_ATTEMPTS: usize = 10;
+
 /// Largest object CopyObject may copy (larger ones need UploadPartCopy).
 const MAX_COPY_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -157,7 +160,12 @@ pub async fn copy_object(app: &App, req: &mut S3Request) -> S3Result<S3Response>
                 w.close("CopyObjectResult");
                 return Ok(xml_response(StatusCode::OK, w.finish()));
             }
-            Err(MetaError::SourceChanged) if attempts < 3 => continue,
+            Err(MetaError::SourceChanged) if attempts < COPY_ATTEMPTS => {
+                // Let the competing writer finish before reading again.
+                let jitter = uuid::Uuid::new_v4().as_bytes()[0] as u64 % 4;
+                tokio::time::sleep(std::time::Duration::from_millis(1 + jitter)).await;
+                continue;
+            }
             Err(e) => return Err(meta_error(e, &bucket.name, Some(&key))),
         }
     }

@@ -130,7 +130,8 @@ pub fn require_authenticated(req: &S3Request) -> S3Result<&crate::acl::Owner> {
 /// Deletes blobs a committed command freed. Failures only leave orphans,
 /// which the sweep removes later, so they are logged, not returned.
 pub async fn free_blobs(app: &App, blobs: Vec<BlobId>) {
-    for blob in blobs {
+    // Blobs a response is still streaming are deleted when it finishes.
+    for blob in app.pins.release(blobs) {
         if let Err(e) = app.blobs.delete(&blob).await {
             tracing::warn!(%blob, error = %e, "cannot delete freed blob; the sweep will retry");
         }

@@ -5,8 +5,8 @@
 
 use super::copy::load_copy_source;
 use super::object::{
-    count_received, extents_stream, full_object_checksum, new_object_meta, store_body,
-    store_stream, write_condition,
+    count_received, extents_stream, full_object_checksum, new_object_meta, pin_if_current,
+    store_body, store_stream, write_condition,
 };
 use super::{
     S3Response, authorized_bucket, check_key, empty_response, free_blobs, meta_error, now_ms,
@@ -237,7 +237,17 @@ pub async fn upload_part_copy(app: &App, req: &mut S3Request) -> S3Result<S3Resp
     let number = part_number(req)?;
     authorized_bucket(app, req, Permission::Write).await?;
     let upload = load_upload(app, req).await?;
-    let source = load_copy_source(app, req).await?;
+    let mut attempts = 0;
+    let (source, _pins) = loop {
+        let source = load_copy_source(app, req).await?;
+        if let Some(pins) = pin_if_current(app, &source).await? {
+            break (source, pins);
+        }
+        attempts += 1;
+        if attempts == 10 {
+            return Err(S3Error::new(S3ErrorCode::ServiceUnavailable));
+        }
+    };
     let (start, length) = copy_range(req.header("x-amz-copy-source-range"), source.size)?;
     if length > MAX_PART_SIZE {
         return Err(S3Error::new(S3ErrorCode::EntityTooLarge));

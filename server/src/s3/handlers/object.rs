@@ -19,7 +19,7 @@ use crate::s3::headers::{
 use crate::s3::range::{self, RangeRequest};
 use crate::s3::request::S3Request;
 use crate::s3::xml::XmlWriter;
-use crate::storage::{BlobId, BlobStore, BodyStream, StorageError};
+use crate::storage::{BlobId, BlobStore, BodyStream, PinGuard, StorageError};
 use axum::body::Body;
 use futures::{StreamExt, TryStreamExt};
 use http::header::HeaderValue;
@@ -256,8 +256,38 @@ pub fn preconditions(req: &S3Request) -> Preconditions<'_> {
     }
 }
 
+/// Pins the blobs of `object` for reading. `None` if the object was
+/// replaced or deleted since it was read: its blobs may already be gone.
+pub async fn pin_if_current(app: &App, object: &ObjectRecord) -> S3Result<Option<PinGuard>> {
+    let blobs = object.extents.iter().map(|e| e.blob.clone()).collect();
+    let guard = app.pins.pin(app.blobs.clone(), blobs);
+    let (bucket, key, id) = (object.bucket.clone(), object.key.clone(), object.id);
+    let current = app
+        .meta
+        .read(move |c| query::current_object_id(c, &bucket, &key))
+        .await
+        .map_err(|e| meta_error(e, &object.bucket, Some(&object.key)))?;
+    Ok((current == Some(id)).then_some(guard))
+}
+
+/// Times a read retries when the object keeps changing under it.
+const PIN_ATTEMPTS: usize = 10;
+
 pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Response> {
-    let object = readable_object(app, req).await?;
+    let mut attempts = 0;
+    let (object, pins) = loop {
+        let object = readable_object(app, req).await?;
+        if head || object.extents.is_empty() {
+            break (object, None);
+        }
+        if let Some(pins) = pin_if_current(app, &object).await? {
+            break (object, Some(pins));
+        }
+        attempts += 1;
+        if attempts == PIN_ATTEMPTS {
+            return Err(S3Error::new(S3ErrorCode::ServiceUnavailable));
+        }
+    };
     let part_number = part_number_param(req)?;
     if part_number.is_some() && req.header("range").is_some() {
         return Err(S3Error::invalid_request(
@@ -351,7 +381,9 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
     } else {
         let stream = extents_stream(app.blobs.clone(), &object.extents, start, length);
         let counter = app.metrics.bytes_sent.clone();
+        // The pins live as long as the body: until it is sent or dropped.
         Body::from_stream(stream.inspect(move |item| {
+            let _pins = &pins;
             if let Ok(bytes) = item {
                 counter.inc_by(bytes.len() as u64);
             }
