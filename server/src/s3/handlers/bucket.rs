@@ -3,7 +3,7 @@
 
 use super::{
     S3Response, authorized_bucket, empty_response, free_blobs, load_bucket, meta_error, now_ms,
-    request_bucket, require, require_authenticated, xml_response,
+    request_bucket, require_authenticated, require_bucket_owner, xml_response,
 };
 use crate::acl::{Acl, Permission};
 use crate::app::App;
@@ -173,12 +173,7 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let name = req.bucket()?.to_string();
     let bucket = request_bucket(app, req).await?;
-    // Only the owner may delete a bucket, whatever the ACL grants.
-    require(
-        req.requester()
-            .owner()
-            .is_some_and(|o| o.id == bucket.owner.id),
-    )?;
+    require_bucket_owner(req, &bucket)?;
     let outcome = app
         .meta
         .execute(Command::DeleteBucket { name: name.clone() })
@@ -199,11 +194,7 @@ pub async fn head(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 
 pub async fn location(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require(
-        req.requester()
-            .owner()
-            .is_some_and(|o| o.id == bucket.owner.id),
-    )?;
+    require_bucket_owner(req, &bucket)?;
     let mut w = XmlWriter::document();
     w.open_with("LocationConstraint", &[("xmlns", xml::S3_NAMESPACE)]);
     // S3 reports the default region us-east-1 as an empty constraint.
@@ -216,11 +207,7 @@ pub async fn location(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 
 pub async fn versioning(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require(
-        req.requester()
-            .owner()
-            .is_some_and(|o| o.id == bucket.owner.id),
-    )?;
+    require_bucket_owner(req, &bucket)?;
     // Versioning has never been enabled on any bucket here: no Status element.
     let mut w = XmlWriter::root("VersioningConfiguration");
     w.close("VersioningConfiguration");

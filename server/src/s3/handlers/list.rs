@@ -96,6 +96,17 @@ impl Writer {
         self.w.element("StorageClass", &o.storage_class);
     }
 
+    fn contents(&mut self, page: &ListPage, owner: bool) {
+        for entry in &page.entries {
+            if let ListEntry::Object(o) = entry {
+                self.w.open("Contents");
+                self.key("Key", &o.key);
+                self.object_fields(o, owner);
+                self.w.close("Contents");
+            }
+        }
+    }
+
     fn common_prefixes(&mut self, page: &ListPage) {
         for entry in &page.entries {
             if let ListEntry::Prefix(p) = entry {
@@ -144,14 +155,7 @@ pub async fn list_objects_v1(app: &App, req: &mut S3Request) -> S3Result<S3Respo
     if p.url_encoding {
         w.w.element("EncodingType", "url");
     }
-    for entry in &page.entries {
-        if let ListEntry::Object(o) = entry {
-            w.w.open("Contents");
-            w.key("Key", &o.key);
-            w.object_fields(o, true);
-            w.w.close("Contents");
-        }
-    }
+    w.contents(&page, true);
     w.common_prefixes(&page);
     w.w.close("ListBucketResult");
     Ok(xml_response(StatusCode::OK, w.w.finish()))
@@ -206,14 +210,7 @@ pub async fn list_objects_v2(app: &App, req: &mut S3Request) -> S3Result<S3Respo
     if let Some(s) = &start_after {
         w.key("StartAfter", s);
     }
-    for entry in &page.entries {
-        if let ListEntry::Object(o) = entry {
-            w.w.open("Contents");
-            w.key("Key", &o.key);
-            w.object_fields(o, fetch_owner);
-            w.w.close("Contents");
-        }
-    }
+    w.contents(&page, fetch_owner);
     w.common_prefixes(&page);
     w.w.close("ListBucketResult");
     Ok(xml_response(StatusCode::OK, w.w.finish()))

@@ -120,6 +120,26 @@ pub async fn authorized_bucket(
     Ok(bucket)
 }
 
+/// Some bucket operations belong to its owner alone, whatever the ACL grants.
+pub fn require_bucket_owner(req: &S3Request, bucket: &BucketRecord) -> S3Result<()> {
+    require(
+        req.requester()
+            .owner()
+            .is_some_and(|o| o.id == bucket.owner.id),
+    )
+}
+
+/// The extents of an object (or part) stored as one blob, if it has bytes.
+pub fn single_blob_extents(blob: Option<&BlobId>, length: u64) -> Vec<crate::meta::model::Extent> {
+    blob.into_iter()
+        .map(|blob| crate::meta::model::Extent {
+            blob: blob.clone(),
+            blob_offset: 0,
+            length,
+        })
+        .collect()
+}
+
 pub fn require_authenticated(req: &S3Request) -> S3Result<&crate::acl::Owner> {
     match req.requester() {
         Requester::User(owner) => Ok(owner),

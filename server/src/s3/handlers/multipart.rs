@@ -10,13 +10,13 @@ use super::object::{
 };
 use super::{
     S3Response, authorized_bucket, check_key, empty_response, free_blobs, meta_error, now_ms,
-    request_bucket, require, xml_response,
+    request_bucket, require, single_blob_extents, xml_response,
 };
 use crate::acl::Permission;
 use crate::app::App;
 use crate::auth::sigv4::uri_encode;
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, etag_of_md5};
-use crate::meta::model::{CompletedPart, Extent, UploadEntry, UploadListQuery, UploadRecord};
+use crate::meta::model::{CompletedPart, UploadEntry, UploadListQuery, UploadRecord};
 use crate::meta::{Command, query};
 use crate::s3::body::{digest_only, read_small, requested_checksum};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
@@ -150,14 +150,7 @@ async fn commit_part(
     digest: &crate::s3::body::BodyDigest,
 ) -> S3Result<String> {
     let etag = etag_of_md5(&digest.md5);
-    let extents: Vec<Extent> = blob
-        .iter()
-        .map(|b| Extent {
-            blob: b.clone(),
-            blob_offset: 0,
-            length: digest.len,
-        })
-        .collect();
+    let extents = single_blob_extents(blob.as_ref(), digest.len);
     let command = Command::PutPart {
         upload_id: upload.id.clone(),
         number,

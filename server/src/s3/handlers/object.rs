@@ -2,7 +2,7 @@
 
 use super::{
     S3Response, authorized_bucket, check_key, free_blobs, meta_error, now_ms, request_bucket,
-    require, xml_response,
+    require, single_blob_extents, xml_response,
 };
 use crate::acl::{Acl, Owner, Permission, Requester};
 use crate::app::App;
@@ -140,14 +140,7 @@ pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     .await?;
     let etag = etag_of_md5(&digest.md5);
     meta.checksum = full_object_checksum(&digest);
-    let extents: Vec<Extent> = blob
-        .iter()
-        .map(|blob| Extent {
-            blob: blob.clone(),
-            blob_offset: 0,
-            length: digest.len,
-        })
-        .collect();
+    let extents = single_blob_extents(blob.as_ref(), digest.len);
     let command = Command::PutObject {
         object: NewObject {
             bucket: bucket.name.clone(),
