@@ -34,6 +34,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub multipart: MultipartConfig,
     pub cluster: ClusterConfig,
+    pub encryption: EncryptionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -279,6 +280,127 @@ impl Default for ClusterConfig {
     }
 }
 
+/// Server-side encryption (SSE-S3, SSE-KMS): the keyring of master keys
+/// that wrap each object's data key. SSE-C needs no keyring.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// Master keys by id. Objects stay readable as long as the key that
+    /// wrapped their data keys is listed here.
+    pub keys: Vec<MasterKeyConfig>,
+    /// The key new SSE-S3 objects (and SSE-KMS objects that name no key) are
+    /// wrapped with; may be omitted when there is exactly one key.
+    pub default_key: Option<String>,
+    /// Refuse SSE-C requests that did not arrive over TLS, as AWS does (the
+    /// customer key travels in a header). `X-Forwarded-Proto: https` from a
+    /// TLS-terminating proxy counts as TLS.
+    pub require_tls_for_sse_c: bool,
+}
+
+impl Default for EncryptionConfig {
+    fn default() -> Self {
+        EncryptionConfig {
+            keys: Vec::new(),
+            default_key: None,
+            require_tls_for_sse_c: true,
+        }
+    }
+}
+
+/// One master key: 32 bytes, written as base64 or 64 hex digits, given
+/// inline (`value`), in a file (`file`, e.g. a mounted Secret) or in an
+/// environment variable (`env`). Loading resolves `file` and `env` into
+/// `value`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MasterKeyConfig {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+}
+
+/// Length of a master key.
+pub const MASTER_KEY_LEN: usize = 32;
+
+/// Decodes a master key written as 64 hex digits or as base64.
+pub fn decode_master_key(text: &str) -> Option<[u8; MASTER_KEY_LEN]> {
+    use base64::Engine;
+    let text = text.trim();
+    let raw = if text.len() == 2 * MASTER_KEY_LEN && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..MASTER_KEY_LEN)
+            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?
+    };
+    raw.try_into().ok()
+}
+
+impl EncryptionConfig {
+    /// The id of the key new objects are wrapped with, if any key exists.
+    pub fn effective_default_key(&self) -> Option<&str> {
+        match (&self.default_key, self.keys.as_slice()) {
+            (Some(id), _) => Some(id),
+            (None, [only]) => Some(&only.id),
+            _ => None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_string(),
+            })
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (i, key) in self.keys.iter().enumerate() {
+            let field = format!("encryption.keys[{i}]");
+            if key.id.trim().is_empty()
+                || !key
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:".contains(&b))
+            {
+                return invalid(
+                    format!("{field}.id"),
+                    "must be non-empty letters, digits and - _ . / :",
+                );
+            }
+            if !seen.insert(key.id.as_str()) {
+                return invalid(format!("{field}.id"), "is used by another key");
+            }
+            match &key.value {
+                None => return invalid(field, "needs one of value, file or env"),
+                Some(value) if decode_master_key(value.expose()).is_none() => {
+                    return invalid(
+                        format!("{field}.value"),
+                        "must be 32 bytes as base64 or 64 hex digits (openssl rand -base64 32)",
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        match &self.default_key {
+            Some(id) if !self.keys.iter().any(|k| &k.id == id) => invalid(
+                "encryption.default_key".into(),
+                "names no key in encryption.keys",
+            ),
+            None if self.keys.len() > 1 => invalid(
+                "encryption.default_key".into(),
+                "is required when encryption.keys lists more than one key",
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Config {
     /// Path of the SQLite metadata database.
     pub fn metadata_path(&self) -> PathBuf {
@@ -343,6 +465,7 @@ impl Config {
                 );
             }
         }
+        self.encryption.validate()?;
         if self.cluster.enabled {
             if self.cluster.replicas == 0 {
                 return invalid("cluster.replicas", "must be at least 1".into());

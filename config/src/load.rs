@@ -19,6 +19,7 @@ const SECTIONS: &[&str] = &[
     "limits",
     "multipart",
     "cluster",
+    "encryption",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +99,8 @@ pub fn load(
             figment = figment.merge(Serialized::defaults(value));
         }
     }
-    let env = env_layer(env.into_iter().collect());
+    let env_vars: Vec<(String, String)> = env.into_iter().collect();
+    let env = env_layer(env_vars.clone());
     figment = figment.merge(Serialized::defaults(serde_json::Value::Object(
         env.0.clone(),
     )));
@@ -108,7 +110,7 @@ pub fn load(
     let mut config: Config = figment
         .extract_lossy()
         .map_err(|e| describe_figment_error(e, &env))?;
-    resolve_secret_files(&mut config)?;
+    resolve_secret_files(&mut config, &env_vars)?;
     config.validate()?;
     Ok(config)
 }
@@ -180,7 +182,7 @@ fn read_secret(field: &str, path: &Path) -> Result<Secret, ConfigError> {
     Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
 }
 
-fn resolve_secret_files(config: &mut Config) -> Result<(), ConfigError> {
+fn resolve_secret_files(config: &mut Config, env: &[(String, String)]) -> Result<(), ConfigError> {
     let auth = &mut config.auth;
     if let Some(path) = &auth.access_key_file {
         auth.access_key = Some(read_secret("auth.access_key_file", path)?);
@@ -193,6 +195,29 @@ fn resolve_secret_files(config: &mut Config) -> Result<(), ConfigError> {
     }
     if let Some(path) = &config.cluster.secret_file {
         config.cluster.secret = Some(read_secret("cluster.secret_file", path)?);
+    }
+    for (i, key) in config.encryption.keys.iter_mut().enumerate() {
+        let sources = [key.value.is_some(), key.file.is_some(), key.env.is_some()];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(ConfigError::Invalid {
+                field: format!("encryption.keys[{i}]"),
+                message: "give exactly one of value, file or env".into(),
+            });
+        }
+        if let Some(path) = &key.file {
+            key.value = Some(read_secret(&format!("encryption.keys[{i}].file"), path)?);
+        }
+        if let Some(name) = &key.env {
+            let value = env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| ConfigError::Invalid {
+                    field: format!("encryption.keys[{i}].env"),
+                    message: format!("environment variable {name} is not set"),
+                })?;
+            key.value = Some(Secret::new(value));
+        }
     }
     Ok(())
 }
@@ -351,5 +376,83 @@ mod tests {
         .unwrap();
         assert_eq!(config.server.shutdown_timeout_secs, 5);
         assert_eq!(config.server.domains.len(), 2);
+    }
+
+    #[test]
+    fn keyring_keys_come_from_values_files_and_env() {
+        let dir = temp_dir("keyring");
+        let hex_key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let file_key = write(&dir, "k2", "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=\n");
+        let file = write(
+            &dir,
+            "c.yaml",
+            &format!(
+                "encryption:\n  default_key: k2\n  keys:\n    - id: k1\n      value: {hex_key}\n    - id: k2\n      file: {}\n    - id: k3\n      env: MY_KEY\n",
+                file_key.display()
+            ),
+        );
+        let config = load(
+            Some(&file),
+            env(&[("MY_KEY", "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let keys = &config.encryption.keys;
+        assert_eq!(
+            crate::decode_master_key(keys[0].value.as_ref().unwrap().expose()).unwrap()[1],
+            0x11
+        );
+        assert_eq!(
+            crate::decode_master_key(keys[1].value.as_ref().unwrap().expose()).unwrap(),
+            *b"01234567890123456789012345678901"
+        );
+        assert!(keys[2].value.is_some());
+        assert_eq!(config.encryption.effective_default_key(), Some("k2"));
+        assert!(config.encryption.require_tls_for_sse_c);
+
+        for (name, yaml, field) in [
+            (
+                "short",
+                "encryption:\n  keys:\n    - id: a\n      value: c2hvcnQ=\n",
+                "encryption.keys[0].value",
+            ),
+            (
+                "nodefault",
+                &format!(
+                    "encryption:\n  keys:\n    - id: a\n      value: {hex_key}\n    - id: b\n      value: {hex_key}\n"
+                ),
+                "encryption.default_key",
+            ),
+            (
+                "unknown",
+                &format!(
+                    "encryption:\n  default_key: zz\n  keys:\n    - id: a\n      value: {hex_key}\n"
+                ),
+                "encryption.default_key",
+            ),
+            (
+                "dup",
+                &format!(
+                    "encryption:\n  default_key: a\n  keys:\n    - id: a\n      value: {hex_key}\n    - id: a\n      value: {hex_key}\n"
+                ),
+                "encryption.keys[1].id",
+            ),
+            (
+                "noenv",
+                "encryption:\n  keys:\n    - id: a\n      env: NOT_SET_ANYWHERE\n",
+                "encryption.keys[0].env",
+            ),
+            (
+                "none",
+                "encryption:\n  keys:\n    - id: a\n",
+                "encryption.keys[0]",
+            ),
+        ] {
+            let path = write(&dir, &format!("{name}.yaml"), yaml);
+            let text = load(Some(&path), Vec::new(), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(text.contains(field), "{name}: {text}");
+        }
     }
 }
