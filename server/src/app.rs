@@ -1,6 +1,7 @@
 //! The services a running server holds, built from its configuration.
 
 use crate::auth::{AuthSettings, Credentials};
+use crate::crypto::Keyring;
 use crate::meta::Metadata;
 use crate::metrics::Metrics;
 use crate::storage::{BlobPins, BlobStore, LocalBlobStore, MemoryBlobStore};
@@ -16,6 +17,8 @@ pub struct App {
     /// Blobs responses are still streaming; freeing them waits for the readers.
     pub pins: Arc<BlobPins>,
     pub credentials: Credentials,
+    /// Master keys for SSE-S3 and SSE-KMS.
+    pub keyring: Keyring,
     pub metrics: Metrics,
     pub auth_settings: AuthSettings,
     /// When this process started: blobs older than this and unreferenced are
@@ -48,6 +51,8 @@ impl App {
             .await
             .context("cannot clean up interrupted writes")?;
         let credentials = Credentials::from_config(&config);
+        let keyring = Keyring::from_config(&config.encryption)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         let auth_settings = AuthSettings {
             clock_skew: Duration::from_secs(config.limits.clock_skew_secs),
             max_presign_expiry: Duration::from_secs(config.limits.max_presign_expiry_secs),
@@ -58,6 +63,7 @@ impl App {
             blobs,
             pins: BlobPins::new(),
             credentials,
+            keyring,
             metrics: Metrics::new(),
             auth_settings,
             started: SystemTime::now(),

@@ -60,13 +60,10 @@ pub async fn expire_uploads(app: &App) -> anyhow::Result<usize> {
         })
         .await?;
     crate::s3::handlers::free_blobs(app, outcome.freed).await;
-    if outcome.aborted > 0 {
-        tracing::info!(
-            aborted = outcome.aborted,
-            "aborted expired multipart uploads"
-        );
+    if outcome.count > 0 {
+        tracing::info!(aborted = outcome.count, "aborted expired multipart uploads");
     }
-    Ok(outcome.aborted)
+    Ok(outcome.count)
 }
 
 /// Runs the start-up sweep (everything older than this process is fair game,

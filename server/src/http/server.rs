@@ -18,6 +18,10 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+/// Marks requests that arrived over TLS (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct Tls;
+
 /// A server whose listeners are bound and serving.
 pub struct RunningServer {
     pub s3_addr: SocketAddr,
@@ -207,7 +211,11 @@ async fn serve<F, Fut>(
                                 }
                                 Err(_) => return,
                             };
-                            let connection = http.serve_connection(TokioIo::new(stream), service_fn(handler));
+                            let tagged = move |mut request: http::Request<Incoming>| {
+                                request.extensions_mut().insert(Tls);
+                                handler(request)
+                            };
+                            let connection = http.serve_connection(TokioIo::new(stream), service_fn(tagged));
                             watcher.watch(connection).await
                         }
                     };

@@ -1,12 +1,18 @@
 //! Every metadata mutation is a `Command`, applied by [`apply`] inside one
 //! transaction (DESIGN.md §3). Preconditions are checked here, so conditional
 //! writes are atomic with the write itself. A cluster replicates the same
-//! values through Raft and applies them with the same function.
+//! values through Raft and applies them with the same function, so a command
+//! carries every time and id it needs: `apply` never reads a clock or draws
+//! a random number.
 
-use super::MetaError;
-use super::model::{BucketRecord, CompletedPart, Extent, NewObject, UploadRecord};
+use super::model::{
+    BucketEncryption, BucketRecord, BucketSettings, CompletedPart, Extent, NULL_VERSION, NewObject,
+    ObjectLockConfig, ObjectMeta, Retention, Tag, UploadRecord, Versioning,
+};
 use super::query::encode_json;
-use crate::acl::Acl;
+use super::versions::{self, VersionRow};
+use super::{MetaError, Refusal, Rule, lock};
+use crate::acl::{Acl, Owner};
 use crate::storage::BlobId;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -21,26 +27,78 @@ pub enum Command {
         name: String,
         acl: Acl,
     },
+    SetBucketVersioning {
+        name: String,
+        versioning: Versioning,
+    },
+    /// Enables object lock (if not yet) and sets its default retention.
+    SetObjectLockConfig {
+        name: String,
+        config: ObjectLockConfig,
+    },
+    SetBucketTags {
+        name: String,
+        tags: Option<Vec<Tag>>,
+    },
+    SetBucketEncryption {
+        name: String,
+        encryption: Option<BucketEncryption>,
+    },
     PutObject {
         object: NewObject,
         condition: WriteCondition,
-        /// For copies: the object whose extents are reused must still exist,
-        /// or its blobs may already be freed.
+        /// For copies: the version whose extents are reused must still
+        /// exist, or its blobs may already be freed.
         source_id: Option<i64>,
+        /// The id the new version gets if the bucket is versioning.
+        version_id: String,
     },
     DeleteObject {
         bucket: String,
         key: String,
+        /// A specific version to remove for good; without one, the current
+        /// version is replaced by a delete marker (or, unversioned, removed).
+        version_id: Option<String>,
         if_match: Option<String>,
+        /// Id, owner and time of a delete marker, should one be created.
+        marker_version_id: String,
+        marker: NewMarker,
+        bypass_governance: bool,
     },
     DeleteObjects {
         bucket: String,
-        keys: Vec<String>,
+        /// Keys with the version to remove (if any) and the id a delete
+        /// marker for them would get.
+        entries: Vec<DeleteEntry>,
+        marker: NewMarker,
+        bypass_governance: bool,
     },
     SetObjectAcl {
         bucket: String,
         key: String,
+        version_id: Option<String>,
         acl: Acl,
+    },
+    /// Replaces a version's tag set (an empty set deletes the tags).
+    SetObjectTags {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        tags: Vec<Tag>,
+    },
+    SetObjectRetention {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+        now_ms: i64,
+    },
+    SetObjectLegalHold {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        on: bool,
     },
     CreateUpload(UploadRecord),
     PutPart {
@@ -63,6 +121,9 @@ pub enum Command {
         modified_ms: i64,
         /// A whole-object checksum the client states (`x-amz-checksum-*`).
         expected_checksum: Option<(crate::checksum::ChecksumAlgorithm, String)>,
+        version_id: String,
+        /// The bucket's default retention, for uploads created without one.
+        default_retention: Option<Retention>,
     },
     AbortUpload {
         upload_id: String,
@@ -73,6 +134,9 @@ pub enum Command {
     AbortExpiredUploads {
         initiated_before_ms: i64,
     },
+    /// Replaces wrapped data keys by the same keys wrapped anew (key
+    /// rotation); no data is rewritten.
+    Rewrap(super::rewrap::RewrapBatch),
 }
 
 /// Conditions on the current object that a write requires.
@@ -85,76 +149,59 @@ pub struct WriteCondition {
     pub if_none_match: Option<String>,
 }
 
+/// A delete marker a delete may create.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewMarker {
+    pub owner: Owner,
+    pub modified_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEntry {
+    pub key: String,
+    pub version_id: Option<String>,
+    pub marker_version_id: String,
+}
+
+/// What a delete did to one key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteResult {
+    pub key: String,
+    /// The version the request named.
+    pub version_id: Option<String>,
+    pub outcome: Result<Deleted, Refusal>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deleted {
+    /// The version removed was a delete marker, or a delete marker was created.
+    pub delete_marker: bool,
+    /// Id of the version removed or of the delete marker created (none in
+    /// unversioned buckets).
+    pub version_id: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
     /// Blobs no longer referenced by anything; delete them after commit.
     pub freed: Vec<BlobId>,
-    /// The id of an object the command created.
+    /// The row id of a version the command created.
     pub object_id: Option<i64>,
-    /// Per-key results of DeleteObjects (key, whether it existed).
-    pub deleted: Vec<(String, bool)>,
+    /// The version id a write created, when the bucket is versioned.
+    pub version_id: Option<String>,
+    /// Per-key results of DeleteObject and DeleteObjects.
+    pub deleted: Vec<DeleteResult>,
     /// ETag and checksum of an object CompleteMultipartUpload created.
     pub completed: Option<(String, Option<crate::checksum::StoredChecksum>)>,
-    /// How many uploads housekeeping aborted.
-    pub aborted: usize,
+    /// How many uploads housekeeping aborted; how many keys a rewrap changed.
+    pub count: usize,
 }
 
 pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> {
     let mut outcome = Outcome::default();
     match command {
-        Command::CreateBucket(bucket) => {
-            let existing: Option<String> = tx
-                .query_row(
-                    "SELECT owner_id FROM buckets WHERE name = ?1",
-                    [&bucket.name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(owner_id) = existing {
-                return Err(MetaError::BucketExists {
-                    owned_by_requester: owner_id == bucket.owner.id,
-                });
-            }
-            tx.execute(
-                "INSERT INTO buckets(name, owner_id, owner_name, region, created_ms, acl) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    bucket.name,
-                    bucket.owner.id,
-                    bucket.owner.display_name,
-                    bucket.region,
-                    bucket.created_ms,
-                    encode_json(&bucket.acl)?
-                ],
-            )?;
-        }
-        Command::DeleteBucket { name } => {
-            require_bucket(tx, name)?;
-            let has_objects: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM objects WHERE bucket = ?1)",
-                [name],
-                |r| r.get(0),
-            )?;
-            let has_uploads: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM uploads WHERE bucket = ?1)",
-                [name],
-                |r| r.get(0),
-            )?;
-            if has_objects {
-                return Err(MetaError::BucketNotEmpty);
-            }
-            if has_uploads {
-                // S3 lets an owner delete a bucket with pending uploads; they go with it.
-                let ids: Vec<String> = {
-                    let mut stmt = tx.prepare("SELECT id FROM uploads WHERE bucket = ?1")?;
-                    stmt.query_map([name], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?
-                };
-                for id in ids {
-                    outcome.freed.extend(remove_upload(tx, &id)?);
-                }
-            }
-            tx.execute("DELETE FROM buckets WHERE name = ?1", [name])?;
-        }
+        Command::CreateBucket(bucket) => create_bucket(tx, bucket)?,
+        Command::DeleteBucket { name } => outcome.freed = delete_bucket(tx, name)?,
         Command::SetBucketAcl { name, acl } => {
             require_bucket(tx, name)?;
             tx.execute(
@@ -162,12 +209,49 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
                 params![name, encode_json(acl)?],
             )?;
         }
+        Command::SetBucketVersioning { name, versioning } => {
+            update_settings(tx, name, |settings| {
+                if settings.object_lock.is_some() && *versioning != Versioning::Enabled {
+                    return Err(Refusal::new(
+                        Rule::InvalidBucketState,
+                        "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+                    ));
+                }
+                settings.versioning = *versioning;
+                Ok(())
+            })?;
+        }
+        Command::SetObjectLockConfig { name, config } => {
+            update_settings(tx, name, |settings| {
+                if settings.versioning != Versioning::Enabled {
+                    return Err(Refusal::new(
+                        Rule::InvalidBucketState,
+                        "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
+                    ));
+                }
+                settings.object_lock = Some(config.clone());
+                Ok(())
+            })?;
+        }
+        Command::SetBucketTags { name, tags } => {
+            update_settings(tx, name, |settings| {
+                settings.tags = tags.clone();
+                Ok(())
+            })?;
+        }
+        Command::SetBucketEncryption { name, encryption } => {
+            update_settings(tx, name, |settings| {
+                settings.encryption = encryption.clone();
+                Ok(())
+            })?;
+        }
         Command::PutObject {
             object,
             condition,
             source_id,
+            version_id,
         } => {
-            require_bucket(tx, &object.bucket)?;
+            let versioning = bucket_settings(tx, &object.bucket)?.versioning;
             if let Some(source_id) = source_id {
                 let exists: bool = tx.query_row(
                     "SELECT EXISTS(SELECT 1 FROM objects WHERE id = ?1)",
@@ -178,43 +262,134 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
                     return Err(MetaError::SourceChanged);
                 }
             }
-            let current = current_object(tx, &object.bucket, &object.key)?;
-            check_write_condition(condition, current.as_ref().map(|c| c.1.as_str()))?;
-            if let Some((id, _, _)) = current {
-                outcome.freed = remove_object(tx, id)?;
-            }
-            outcome.object_id = Some(insert_object(tx, object)?);
+            check_write_condition(tx, condition, &object.bucket, &object.key)?;
+            let (id, created, freed) = write_version(tx, object, versioning, version_id)?;
+            outcome.object_id = Some(id);
+            outcome.version_id = created;
+            outcome.freed = freed;
         }
         Command::DeleteObject {
             bucket,
             key,
+            version_id,
             if_match,
+            marker_version_id,
+            marker,
+            bypass_governance,
         } => {
-            require_bucket(tx, bucket)?;
-            let current = current_object(tx, bucket, key)?;
-            if let Some(expected) = if_match {
-                match &current {
-                    None => return Err(MetaError::NoSuchKey),
-                    Some((_, etag, _)) if !etag_matches(expected, etag) => {
-                        return Err(MetaError::PreconditionFailed);
-                    }
-                    _ => {}
-                }
-            }
-            if let Some((id, _, _)) = current {
-                outcome.freed = remove_object(tx, id)?;
+            let versioning = bucket_settings(tx, bucket)?.versioning;
+            let result = delete_one(
+                tx,
+                Deletion {
+                    bucket,
+                    key,
+                    version_id: version_id.as_deref(),
+                    if_match: if_match.as_deref(),
+                    marker,
+                    marker_version_id,
+                    versioning,
+                    bypass_governance: *bypass_governance,
+                },
+                &mut outcome.freed,
+            )?;
+            outcome.deleted.push(DeleteResult {
+                key: key.clone(),
+                version_id: version_id.clone(),
+                outcome: Ok(result),
+            });
+        }
+        Command::DeleteObjects {
+            bucket,
+            entries,
+            marker,
+            bypass_governance,
+        } => {
+            let versioning = bucket_settings(tx, bucket)?.versioning;
+            for entry in entries {
+                let result = delete_one(
+                    tx,
+                    Deletion {
+                        bucket,
+                        key: &entry.key,
+                        version_id: entry.version_id.as_deref(),
+                        if_match: None,
+                        marker,
+                        marker_version_id: &entry.marker_version_id,
+                        versioning,
+                        bypass_governance: *bypass_governance,
+                    },
+                    &mut outcome.freed,
+                );
+                let result = match result {
+                    Ok(deleted) => Ok(deleted),
+                    // Per-key refusals are reported per key; the rest proceed.
+                    Err(MetaError::Rejected(refusal)) => Err(refusal),
+                    Err(e) => return Err(e),
+                };
+                outcome.deleted.push(DeleteResult {
+                    key: entry.key.clone(),
+                    version_id: entry.version_id.clone(),
+                    outcome: result,
+                });
             }
         }
-        Command::DeleteObjects { bucket, keys } => {
-            require_bucket(tx, bucket)?;
-            for key in keys {
-                let current = current_object(tx, bucket, key)?;
-                let existed = current.is_some();
-                if let Some((id, _, _)) = current {
-                    outcome.freed.extend(remove_object(tx, id)?);
-                }
-                outcome.deleted.push((key.clone(), existed));
-            }
+        Command::SetObjectAcl {
+            bucket,
+            key,
+            version_id,
+            acl,
+        } => {
+            outcome.version_id =
+                update_version_meta(tx, bucket, key, version_id.as_deref(), |meta| {
+                    meta.acl = acl.clone();
+                    Ok(())
+                })?
+        }
+        Command::SetObjectTags {
+            bucket,
+            key,
+            version_id,
+            tags,
+        } => {
+            outcome.version_id =
+                update_version_meta(tx, bucket, key, version_id.as_deref(), |meta| {
+                    meta.tags = tags.clone();
+                    Ok(())
+                })?
+        }
+        Command::SetObjectRetention {
+            bucket,
+            key,
+            version_id,
+            retention,
+            bypass_governance,
+            now_ms,
+        } => {
+            require_object_lock(tx, bucket)?;
+            outcome.version_id =
+                update_version_meta(tx, bucket, key, version_id.as_deref(), |meta| {
+                    lock::check_retention_change(
+                        meta.retention.as_ref(),
+                        retention.as_ref(),
+                        *now_ms,
+                        *bypass_governance,
+                    )?;
+                    meta.retention = *retention;
+                    Ok(())
+                })?
+        }
+        Command::SetObjectLegalHold {
+            bucket,
+            key,
+            version_id,
+            on,
+        } => {
+            require_object_lock(tx, bucket)?;
+            outcome.version_id =
+                update_version_meta(tx, bucket, key, version_id.as_deref(), |meta| {
+                    meta.legal_hold = Some(*on);
+                    Ok(())
+                })?
         }
         Command::CreateUpload(upload) => super::multipart::create(tx, upload)?,
         Command::PutPart {
@@ -229,12 +404,14 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
             outcome.freed = super::multipart::put_part(
                 tx,
                 upload_id,
-                *number,
-                *size,
-                etag,
-                *modified_ms,
-                checksum.as_ref(),
-                extents,
+                &super::multipart::NewPart {
+                    number: *number,
+                    size: *size,
+                    etag,
+                    modified_ms: *modified_ms,
+                    checksum: checksum.as_ref(),
+                    extents,
+                },
             )?;
         }
         Command::CompleteUpload {
@@ -246,44 +423,49 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
             condition,
             modified_ms,
             expected_checksum,
+            version_id,
+            default_retention,
         } => {
             let upload = match super::multipart::load_upload(tx, upload_id, bucket, key) {
                 Ok(upload) => upload,
                 Err(MetaError::NoSuchUpload) => {
                     // A retried completion (its response was lost) answers
                     // with the object that upload became, while it is current.
-                    let done = super::multipart::completed_object(tx, upload_id, bucket, key)?;
-                    outcome.completed = Some(done.ok_or(MetaError::NoSuchUpload)?);
+                    let done = super::multipart::completed_object(tx, upload_id, bucket, key)?
+                        .ok_or(MetaError::NoSuchUpload)?;
+                    outcome.completed = Some((done.etag, done.checksum));
+                    outcome.version_id = done.version_id;
                     return Ok(outcome);
                 }
                 Err(e) => return Err(e),
             };
+            let versioning = bucket_settings(tx, bucket)?.versioning;
             let plan = super::multipart::plan_completion(tx, &upload, parts, *min_part_size)?;
             super::multipart::check_expected_checksum(
                 plan.checksum.as_ref(),
                 expected_checksum.as_ref(),
             )?;
-            let current = current_object(tx, bucket, key)?;
-            check_write_condition(condition, current.as_ref().map(|c| c.1.as_str()))?;
-            if let Some((id, _, _)) = current {
-                outcome.freed = remove_object(tx, id)?;
-            }
+            check_write_condition(tx, condition, bucket, key)?;
             let mut meta = upload.meta.clone();
             meta.checksum = plan.checksum.clone();
             meta.parts = plan.parts;
             meta.upload_id = Some(upload.id.clone());
-            outcome.object_id = Some(insert_object(
-                tx,
-                &NewObject {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    size: plan.size,
-                    etag: plan.etag.clone(),
-                    modified_ms: *modified_ms,
-                    meta,
-                    extents: plan.extents,
-                },
-            )?);
+            if meta.retention.is_none() {
+                meta.retention = *default_retention;
+            }
+            let object = NewObject {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                size: plan.size,
+                etag: plan.etag.clone(),
+                modified_ms: *modified_ms,
+                meta,
+                extents: plan.extents,
+            };
+            let (id, created, freed) = write_version(tx, &object, versioning, version_id)?;
+            outcome.object_id = Some(id);
+            outcome.version_id = created;
+            outcome.freed = freed;
             outcome.freed.extend(remove_upload(tx, upload_id)?);
             outcome.completed = Some((plan.etag, plan.checksum));
         }
@@ -303,26 +485,12 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
                 stmt.query_map([initiated_before_ms], |r| r.get(0))?
                     .collect::<Result<_, _>>()?
             };
-            outcome.aborted = ids.len();
+            outcome.count = ids.len();
             for id in ids {
                 outcome.freed.extend(remove_upload(tx, &id)?);
             }
         }
-        Command::SetObjectAcl { bucket, key, acl } => {
-            require_bucket(tx, bucket)?;
-            let Some((id, _, _)) = current_object(tx, bucket, key)? else {
-                return Err(MetaError::NoSuchKey);
-            };
-            let meta_json: String =
-                tx.query_row("SELECT meta FROM objects WHERE id = ?1", [id], |r| r.get(0))?;
-            let mut meta: super::model::ObjectMeta = serde_json::from_str(&meta_json)
-                .map_err(|e| MetaError::Corrupt(format!("object {id} meta: {e}")))?;
-            meta.acl = acl.clone();
-            tx.execute(
-                "UPDATE objects SET meta = ?2 WHERE id = ?1",
-                params![id, encode_json(&meta)?],
-            )?;
-        }
+        Command::Rewrap(batch) => outcome.count = super::rewrap::apply(tx, batch)?,
     }
     // Blobs released above are freed only if nothing references them once
     // the whole command is applied: an object replaced by a copy of itself,
@@ -334,38 +502,261 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
     Ok(outcome)
 }
 
-pub(crate) fn require_bucket(tx: &Transaction, name: &str) -> Result<(), MetaError> {
-    let exists: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM buckets WHERE name = ?1)",
+fn create_bucket(tx: &Transaction, bucket: &BucketRecord) -> Result<(), MetaError> {
+    let existing: Option<String> = tx
+        .query_row(
+            "SELECT owner_id FROM buckets WHERE name = ?1",
+            [&bucket.name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(owner_id) = existing {
+        return Err(MetaError::BucketExists {
+            owned_by_requester: owner_id == bucket.owner.id,
+        });
+    }
+    tx.execute(
+        "INSERT INTO buckets(name, owner_id, owner_name, region, created_ms, acl, settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            bucket.name,
+            bucket.owner.id,
+            bucket.owner.display_name,
+            bucket.region,
+            bucket.created_ms,
+            encode_json(&bucket.acl)?,
+            encode_json(&bucket.settings)?
+        ],
+    )?;
+    Ok(())
+}
+
+fn delete_bucket(tx: &Transaction, name: &str) -> Result<Vec<BlobId>, MetaError> {
+    require_bucket(tx, name)?;
+    // Versions and delete markers count: the bucket must be truly empty.
+    let has_objects: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM objects WHERE bucket = ?1)",
         [name],
         |r| r.get(0),
     )?;
-    if exists {
-        Ok(())
-    } else {
-        Err(MetaError::NoSuchBucket)
+    if has_objects {
+        return Err(MetaError::BucketNotEmpty);
+    }
+    // S3 lets an owner delete a bucket with pending uploads; they go with it.
+    let ids: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT id FROM uploads WHERE bucket = ?1")?;
+        stmt.query_map([name], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut freed = Vec::new();
+    for id in ids {
+        freed.extend(remove_upload(tx, &id)?);
+    }
+    tx.execute("DELETE FROM buckets WHERE name = ?1", [name])?;
+    Ok(freed)
+}
+
+pub(crate) fn require_bucket(tx: &Transaction, name: &str) -> Result<(), MetaError> {
+    bucket_settings(tx, name).map(|_| ())
+}
+
+pub(crate) fn bucket_settings(tx: &Transaction, name: &str) -> Result<BucketSettings, MetaError> {
+    let json: Option<String> = tx
+        .query_row(
+            "SELECT settings FROM buckets WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let json = json.ok_or(MetaError::NoSuchBucket)?;
+    super::query::decode_settings(&json)
+}
+
+fn update_settings(
+    tx: &Transaction,
+    name: &str,
+    change: impl FnOnce(&mut BucketSettings) -> Result<(), Refusal>,
+) -> Result<(), MetaError> {
+    let mut settings = bucket_settings(tx, name)?;
+    change(&mut settings)?;
+    tx.execute(
+        "UPDATE buckets SET settings = ?2 WHERE name = ?1",
+        params![name, encode_json(&settings)?],
+    )?;
+    Ok(())
+}
+
+fn require_object_lock(tx: &Transaction, bucket: &str) -> Result<(), MetaError> {
+    if bucket_settings(tx, bucket)?.object_lock.is_none() {
+        return Err(Refusal::new(
+            Rule::InvalidRequest,
+            "Bucket is missing Object Lock Configuration",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Writes a new version of `object.key` as the bucket's versioning state
+/// says: a new version with `version_id` (enabled), or the `null` version,
+/// replacing the previous `null` version (unversioned, suspended). Returns
+/// the row id, the version id to report (only when versioning is enabled),
+/// and the blobs the replaced version held.
+fn write_version(
+    tx: &Transaction,
+    object: &NewObject,
+    versioning: Versioning,
+    version_id: &str,
+) -> Result<(i64, Option<String>, Vec<BlobId>), MetaError> {
+    let mut freed = Vec::new();
+    let id = match versioning {
+        Versioning::Enabled => version_id,
+        Versioning::Unversioned | Versioning::Suspended => {
+            if let Some(null) = versions::find(tx, &object.bucket, &object.key, NULL_VERSION)? {
+                if !null.delete_marker {
+                    let meta = versions::load_meta(tx, null.id)?;
+                    lock::check_removal(&meta, object.modified_ms, false)?;
+                }
+                freed = versions::remove(tx, &object.bucket, &object.key, &null, false)?;
+            }
+            NULL_VERSION
+        }
+    };
+    let row = versions::push(tx, object, id, false)?;
+    // Like S3, only a versioning bucket reports the id of what it wrote.
+    let reported = (versioning == Versioning::Enabled).then(|| id.to_string());
+    Ok((row, reported, freed))
+}
+
+struct Deletion<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    version_id: Option<&'a str>,
+    if_match: Option<&'a str>,
+    marker: &'a NewMarker,
+    marker_version_id: &'a str,
+    versioning: Versioning,
+    bypass_governance: bool,
+}
+
+/// One key's delete: removes the version named (for good), or — without a
+/// version — removes the null version and, in a versioned bucket, pushes a
+/// delete marker.
+fn delete_one(
+    tx: &Transaction,
+    d: Deletion,
+    freed: &mut Vec<BlobId>,
+) -> Result<Deleted, MetaError> {
+    let now_ms = d.marker.modified_ms;
+    if let Some(version_id) = d.version_id {
+        let Some(version) = versions::find(tx, d.bucket, d.key, version_id)? else {
+            // Deleting a version that is not there succeeds (and does nothing).
+            return Ok(Deleted {
+                delete_marker: false,
+                version_id: Some(version_id.to_string()),
+            });
+        };
+        check_if_match(d.if_match, Some(&version))?;
+        if !version.delete_marker {
+            let meta = versions::load_meta(tx, version.id)?;
+            lock::check_removal(&meta, now_ms, d.bypass_governance)?;
+        }
+        freed.extend(versions::remove(tx, d.bucket, d.key, &version, true)?);
+        return Ok(Deleted {
+            delete_marker: version.delete_marker,
+            version_id: Some(version.version_id),
+        });
+    }
+    let current = versions::latest(tx, d.bucket, d.key)?.filter(|v| !v.delete_marker);
+    check_if_match(d.if_match, current.as_ref())?;
+    if d.versioning != Versioning::Enabled
+        && let Some(null) = versions::find(tx, d.bucket, d.key, NULL_VERSION)?
+    {
+        if !null.delete_marker {
+            let meta = versions::load_meta(tx, null.id)?;
+            lock::check_removal(&meta, now_ms, d.bypass_governance)?;
+        }
+        freed.extend(versions::remove(tx, d.bucket, d.key, &null, true)?);
+    }
+    if d.versioning.is_unversioned() {
+        return Ok(Deleted::default());
+    }
+    let marker_id = match d.versioning {
+        Versioning::Enabled => d.marker_version_id,
+        _ => NULL_VERSION,
+    };
+    let marker = NewObject {
+        bucket: d.bucket.to_string(),
+        key: d.key.to_string(),
+        size: 0,
+        etag: String::new(),
+        modified_ms: d.marker.modified_ms,
+        meta: ObjectMeta {
+            owner: d.marker.owner.clone(),
+            acl: Acl::private(&d.marker.owner),
+            ..Default::default()
+        },
+        extents: Vec::new(),
+    };
+    versions::push(tx, &marker, marker_id, true)?;
+    Ok(Deleted {
+        delete_marker: true,
+        version_id: Some(marker_id.to_string()),
+    })
+}
+
+fn check_if_match(if_match: Option<&str>, current: Option<&VersionRow>) -> Result<(), MetaError> {
+    let Some(expected) = if_match else {
+        return Ok(());
+    };
+    match current {
+        None => Err(MetaError::NoSuchKey),
+        Some(v) if v.delete_marker => Err(MetaError::NoSuchKey),
+        Some(v) if !etag_matches(expected, &v.etag) => Err(MetaError::PreconditionFailed),
+        Some(_) => Ok(()),
     }
 }
 
-/// (id, etag, size) of the current object under `key`.
-fn current_object(
+/// Changes the settings stored with one version (ACL, tags, retention,
+/// legal hold); delete markers have none. Returns the version's id.
+fn update_version_meta(
     tx: &Transaction,
     bucket: &str,
     key: &str,
-) -> Result<Option<(i64, String, i64)>, MetaError> {
-    Ok(tx
-        .query_row(
-            "SELECT id, etag, size FROM objects WHERE bucket = ?1 AND key = ?2",
-            params![bucket, key.as_bytes()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?)
+    version_id: Option<&str>,
+    change: impl FnOnce(&mut ObjectMeta) -> Result<(), Refusal>,
+) -> Result<Option<String>, MetaError> {
+    require_bucket(tx, bucket)?;
+    let version = versions::resolve(tx, bucket, key, version_id)?.ok_or(match version_id {
+        Some(_) => MetaError::NoSuchVersion,
+        None => MetaError::NoSuchKey,
+    })?;
+    if version.delete_marker {
+        return Err(match version_id {
+            Some(_) => MetaError::DeleteMarker {
+                version_id: version.version_id,
+            },
+            None => MetaError::NoSuchKey,
+        });
+    }
+    let mut meta = versions::load_meta(tx, version.id)?;
+    change(&mut meta)?;
+    versions::store_meta(tx, version.id, &meta)?;
+    Ok(Some(version.version_id))
 }
 
-pub(crate) fn check_write_condition(
+/// If-Match / If-None-Match of a write, against the current version (a
+/// delete marker counts as no object).
+fn check_write_condition(
+    tx: &Transaction,
     condition: &WriteCondition,
-    current_etag: Option<&str>,
+    bucket: &str,
+    key: &str,
 ) -> Result<(), MetaError> {
+    if condition.if_match.is_none() && condition.if_none_match.is_none() {
+        return Ok(());
+    }
+    let current = versions::latest(tx, bucket, key)?.filter(|v| !v.delete_marker);
+    let current_etag = current.as_ref().map(|c| c.etag.as_str());
     if let (Some(list), Some(etag)) = (&condition.if_none_match, current_etag)
         && etag_matches(list, etag)
     {
@@ -389,55 +780,6 @@ pub fn etag_matches(list: &str, etag: &str) -> bool {
     list.split(',').map(str::trim).any(|candidate| {
         candidate == "*" || candidate.trim_start_matches("W/").trim_matches('"') == bare
     })
-}
-
-fn insert_object(tx: &Transaction, object: &NewObject) -> Result<i64, MetaError> {
-    tx.execute(
-        "INSERT INTO objects(bucket, key, size, etag, modified_ms, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            object.bucket,
-            object.key.as_bytes(),
-            object.size as i64,
-            object.etag,
-            object.modified_ms,
-            encode_json(&object.meta)?
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO extents(object_id, seq, blob, blob_offset, length) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for (seq, extent) in object.extents.iter().enumerate() {
-        stmt.execute(params![
-            id,
-            seq as i64,
-            extent.blob.as_str(),
-            extent.blob_offset as i64,
-            extent.length as i64
-        ])?;
-    }
-    tx.execute(
-        "UPDATE buckets SET object_count = object_count + 1, byte_count = byte_count + ?2 WHERE name = ?1",
-        params![object.bucket, object.size as i64],
-    )?;
-    Ok(id)
-}
-
-/// Deletes an object row and its extents; returns the blobs they referenced.
-fn remove_object(tx: &Transaction, id: i64) -> Result<Vec<BlobId>, MetaError> {
-    let (bucket, size): (String, i64) = tx.query_row(
-        "SELECT bucket, size FROM objects WHERE id = ?1",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let blobs = extent_blobs(tx, "SELECT blob FROM extents WHERE object_id = ?1", &[&id])?;
-    tx.execute("DELETE FROM extents WHERE object_id = ?1", [id])?;
-    tx.execute("DELETE FROM objects WHERE id = ?1", [id])?;
-    tx.execute(
-        "UPDATE buckets SET object_count = object_count - 1, byte_count = byte_count - ?2 WHERE name = ?1",
-        params![bucket, size],
-    )?;
-    Ok(blobs)
 }
 
 /// Deletes an upload, its parts and their extents; returns the blobs they referenced.

@@ -2,12 +2,16 @@
 //! pooled read-only connections for queries (DESIGN.md §3).
 
 pub mod command;
+pub mod lock;
 pub mod model;
 mod multipart;
 pub mod query;
+pub mod rewrap;
 mod schema;
+mod versions;
 
-pub use command::{Command, Outcome, WriteCondition};
+pub use command::{Command, DeleteResult, Outcome, WriteCondition};
+pub use versions::{is_valid_version_id, new_version_id};
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -23,21 +27,79 @@ pub enum MetaError {
     BucketNotEmpty,
     #[error("no such key")]
     NoSuchKey,
+    #[error("no such version")]
+    NoSuchVersion,
+    /// The version named is a delete marker, which has no data or settings.
+    #[error("the version is a delete marker")]
+    DeleteMarker { version_id: String },
     #[error("no such upload")]
     NoSuchUpload,
     #[error("precondition failed")]
     PreconditionFailed,
     #[error("copy source changed while copying")]
     SourceChanged,
-    /// A rule the command itself broke (multipart completion rules, …).
+    /// A rule the command itself broke (multipart completion rules, object
+    /// lock, bucket state, …).
     #[error("{0}")]
-    Rejected(crate::s3::error::S3Error),
+    Rejected(Refusal),
     #[error("metadata is corrupt: {0}")]
     Corrupt(String),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("metadata task failed: {0}")]
     Task(String),
+}
+
+/// The rules a command can break, each of which the S3 layer answers with
+/// its own error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    InvalidPart,
+    InvalidPartOrder,
+    EntityTooSmall,
+    MalformedXml,
+    InvalidRequest,
+    BadDigest,
+    /// The bucket's state forbids the change (object lock needs versioning).
+    InvalidBucketState,
+    /// Object lock (retention or legal hold) forbids removing or changing a version.
+    Locked,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub rule: Rule,
+    /// What to tell the client; empty for the rule's standard message.
+    pub message: String,
+    /// Extra elements of the error document (`PartNumber`, …).
+    pub details: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    pub fn new(rule: Rule, message: impl Into<String>) -> Self {
+        Refusal {
+            rule,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn detail(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.details.push((name, value.into()));
+        self
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.rule, self.message)
+    }
+}
+
+impl From<Refusal> for MetaError {
+    fn from(refusal: Refusal) -> Self {
+        MetaError::Rejected(refusal)
+    }
 }
 
 /// Idle read connections kept open; more are opened on demand.

@@ -2,6 +2,7 @@
 
 use crate::acl::{Acl, Owner};
 use crate::checksum::StoredChecksum;
+use crate::crypto::{KeyHash, Seal};
 use crate::storage::BlobId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -14,14 +15,177 @@ pub struct BucketRecord {
     pub region: String,
     pub created_ms: i64,
     pub acl: Acl,
+    #[serde(default)]
+    pub settings: BucketSettings,
+}
+
+/// A bucket's sub-resources, stored as one JSON column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BucketSettings {
+    #[serde(default, skip_serializing_if = "Versioning::is_unversioned")]
+    pub versioning: Versioning,
+    /// Present once object lock is enabled (it cannot be disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLockConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    /// Default encryption of objects written without SSE headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<BucketEncryption>,
+}
+
+/// A bucket's versioning state. Once versioned, a bucket never goes back to
+/// unversioned, only to suspended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+impl Versioning {
+    pub fn is_unversioned(&self) -> bool {
+        *self == Versioning::Unversioned
+    }
+}
+
+/// The id of the version every unversioned write creates.
+pub const NULL_VERSION: &str = "null";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockMode {
+    #[serde(rename = "GOVERNANCE")]
+    Governance,
+    #[serde(rename = "COMPLIANCE")]
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    /// Modes are case-sensitive in S3.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "GOVERNANCE" => Some(LockMode::Governance),
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// How long new versions are retained when a write names no retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    pub period: RetentionPeriod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetentionPeriod {
+    Days(u32),
+    Years(u32),
+}
+
+impl DefaultRetention {
+    /// The retention a version written at `now_ms` gets.
+    pub fn retention_from(&self, now_ms: i64) -> Retention {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        let days = match self.period {
+            RetentionPeriod::Days(d) => d as i64,
+            RetentionPeriod::Years(y) => y as i64 * 365,
+        };
+        Retention {
+            mode: self.mode,
+            until_ms: now_ms.saturating_add(days * DAY_MS),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// A version's retention: it cannot be deleted before `until_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub mode: LockMode,
+    pub until_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// Server-side encryption a bucket applies to writes that ask for none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketEncryption {
+    pub algorithm: SseAlgorithm,
+    /// The KMS key for `aws:kms`; none means the keyring's default key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub bucket_key: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SseAlgorithm {
+    /// SSE-S3: `AES256`.
+    #[serde(rename = "AES256")]
+    Aes256,
+    /// SSE-KMS: `aws:kms`.
+    #[serde(rename = "aws:kms")]
+    Kms,
+}
+
+impl SseAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SseAlgorithm::Aes256 => "AES256",
+            SseAlgorithm::Kms => "aws:kms",
+        }
+    }
+}
+
+/// How an object's data is encrypted; its extents hold the wrapped keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectEncryption {
+    /// SSE-S3: data keys wrapped by the keyring (the current default key
+    /// when written).
+    S3,
+    /// SSE-KMS: data keys wrapped by the keyring key `key_id`.
+    Kms {
+        key_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+        #[serde(default)]
+        bucket_key: bool,
+    },
+    /// SSE-C: data keys wrapped by the customer's key, recognised by a
+    /// keyed hash; the key itself is never stored.
+    Customer { key_md5: String, key_hash: KeyHash },
 }
 
 /// A contiguous byte range of one blob. An object is its extents in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extent {
     pub blob: BlobId,
+    /// Offset and length in the blob's plaintext.
     pub blob_offset: u64,
     pub length: u64,
+    /// The wrapped data key of an encrypted blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<Seal>,
 }
 
 /// Per-part facts of a multipart object, for `partNumber` reads and
@@ -66,13 +230,28 @@ pub struct ObjectMeta {
     /// The multipart upload this object was completed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// `Some(false)` once a legal hold was set and lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<ObjectEncryption>,
 }
 
+/// One version of an object (or a delete marker).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectRecord {
+    /// Row id: increases with every version written, so it orders versions.
     pub id: i64,
     pub bucket: String,
     pub key: String,
+    /// `null` for versions written while the bucket was not versioning.
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
     pub size: u64,
     pub etag: String,
     pub modified_ms: i64,
@@ -80,7 +259,7 @@ pub struct ObjectRecord {
     pub extents: Vec<Extent>,
 }
 
-/// A new object version to store.
+/// A new object version to store (the command decides its version id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewObject {
     pub bucket: String,
@@ -132,6 +311,37 @@ pub struct ListQuery {
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
     pub entries: Vec<ListEntry>,
+    pub truncated: bool,
+}
+
+/// One entry of ListObjectVersions: a version or delete marker, or a
+/// rolled-up common prefix.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VersionEntry {
+    Version(VersionSummary),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionSummary {
+    pub object: ObjectSummary,
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: Option<String>,
+    pub version_id_marker: Option<String>,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionPage {
+    pub entries: Vec<VersionEntry>,
     pub truncated: bool,
 }
 

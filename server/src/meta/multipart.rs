@@ -2,15 +2,15 @@
 //! S3 applies. Completion turns the parts' extents into the object's extents
 //! in order, so no byte is copied.
 
-use super::MetaError;
 use super::command::{extent_blobs, require_bucket};
 use super::model::{CompletedPart, Extent, PartInfo, UploadRecord};
 use super::query::{encode_json, part_checksum_from_json, upload_from_row};
+use super::versions::{insert_extents, read_extents};
+use super::{MetaError, Refusal, Rule};
 use crate::checksum::{
     ChecksumAlgorithm, ChecksumType, Hasher, StoredChecksum, base64_decode, base64_encode,
     combine_crc,
 };
-use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::storage::BlobId;
 use md5::Digest as _;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -52,16 +52,20 @@ pub fn load_upload(
     Ok(upload)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A part as UploadPart stores it.
+pub struct NewPart<'a> {
+    pub number: u32,
+    pub size: u64,
+    pub etag: &'a str,
+    pub modified_ms: i64,
+    pub checksum: Option<&'a StoredChecksum>,
+    pub extents: &'a [Extent],
+}
+
 pub fn put_part(
     tx: &Transaction,
     upload_id: &str,
-    number: u32,
-    size: u64,
-    etag: &str,
-    modified_ms: i64,
-    checksum: Option<&StoredChecksum>,
-    extents: &[Extent],
+    part: &NewPart,
 ) -> Result<Vec<BlobId>, MetaError> {
     let exists: bool = tx.query_row(
         "SELECT EXISTS(SELECT 1 FROM uploads WHERE id = ?1)",
@@ -75,36 +79,29 @@ pub fn put_part(
     let old = extent_blobs(
         tx,
         "SELECT blob FROM part_extents WHERE upload_id = ?1 AND number = ?2",
-        &[&upload_id as &dyn rusqlite::ToSql, &number],
+        &[&upload_id as &dyn rusqlite::ToSql, &part.number],
     )?;
     tx.execute(
         "DELETE FROM part_extents WHERE upload_id = ?1 AND number = ?2",
-        params![upload_id, number],
+        params![upload_id, part.number],
     )?;
     tx.execute(
         "INSERT OR REPLACE INTO parts(upload_id, number, size, etag, modified_ms, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             upload_id,
-            number,
-            size as i64,
-            etag,
-            modified_ms,
-            checksum.map(encode_json).transpose()?
+            part.number,
+            part.size as i64,
+            part.etag,
+            part.modified_ms,
+            part.checksum.map(encode_json).transpose()?
         ],
     )?;
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO part_extents(upload_id, number, seq, blob, blob_offset, length) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    insert_extents(
+        tx,
+        "INSERT INTO part_extents(upload_id, number, seq, blob, blob_offset, length, seal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        &[&upload_id, &part.number],
+        part.extents,
     )?;
-    for (seq, extent) in extents.iter().enumerate() {
-        stmt.execute(params![
-            upload_id,
-            number,
-            seq as i64,
-            extent.blob.as_str(),
-            extent.blob_offset as i64,
-            extent.length as i64
-        ])?;
-    }
     Ok(old)
 }
 
@@ -117,10 +114,6 @@ pub struct Completion {
     pub extents: Vec<Extent>,
 }
 
-fn rejected(code: S3ErrorCode) -> MetaError {
-    MetaError::Rejected(S3Error::new(code))
-}
-
 /// Checks `requested` against the stored parts with S3's rules and computes
 /// the object's ETag (`md5(md5₁‖…‖md5ₙ)-n`), checksum and extents.
 pub fn plan_completion(
@@ -130,10 +123,10 @@ pub fn plan_completion(
     min_part_size: u64,
 ) -> Result<Completion, MetaError> {
     if requested.is_empty() {
-        return Err(rejected(S3ErrorCode::MalformedXML));
+        return Err(Refusal::new(Rule::MalformedXml, "").into());
     }
     if requested.windows(2).any(|w| w[0].number > w[1].number) {
-        return Err(rejected(S3ErrorCode::InvalidPartOrder));
+        return Err(Refusal::new(Rule::InvalidPartOrder, "").into());
     }
     // A part number listed twice (re-uploaded while the list was built)
     // counts once, as its last entry.
@@ -154,13 +147,10 @@ pub fn plan_completion(
     let mut part_stmt = tx.prepare_cached(
         "SELECT size, etag, checksum FROM parts WHERE upload_id = ?1 AND number = ?2",
     )?;
-    let mut extent_stmt = tx.prepare_cached(
-        "SELECT blob, blob_offset, length FROM part_extents WHERE upload_id = ?1 AND number = ?2 ORDER BY seq",
-    )?;
     for (i, wanted) in requested.iter().enumerate() {
         let invalid_part = || {
             MetaError::Rejected(
-                S3Error::new(S3ErrorCode::InvalidPart)
+                Refusal::new(Rule::InvalidPart, "")
                     .detail("UploadId", &upload.id)
                     .detail("PartNumber", wanted.number.to_string())
                     .detail("ETag", &wanted.etag),
@@ -186,7 +176,7 @@ pub fn plan_completion(
         let part_size = part_size as u64;
         if i + 1 < requested.len() && part_size < min_part_size {
             return Err(MetaError::Rejected(
-                S3Error::new(S3ErrorCode::EntityTooSmall)
+                Refusal::new(Rule::EntityTooSmall, "")
                     .detail("ProposedSize", part_size.to_string())
                     .detail("MinSizeAllowed", min_part_size.to_string())
                     .detail("PartNumber", wanted.number.to_string())
@@ -197,23 +187,11 @@ pub fn plan_completion(
             hex::decode(etag.trim_matches('"'))
                 .map_err(|_| MetaError::Corrupt(format!("part etag {etag}")))?,
         );
-        let part_extents = extent_stmt
-            .query_map(params![upload.id, wanted.number], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        for (blob, offset, length) in part_extents {
-            extents.push(Extent {
-                blob: BlobId::parse(&blob)
-                    .ok_or_else(|| MetaError::Corrupt(format!("bad blob id {blob:?}")))?,
-                blob_offset: offset as u64,
-                length: length as u64,
-            });
-        }
+        extents.extend(read_extents(
+            tx,
+            "SELECT blob, blob_offset, length, seal FROM part_extents WHERE upload_id = ?1 AND number = ?2 ORDER BY seq",
+            &[&upload.id, &wanted.number],
+        )?);
         size += part_size;
         parts.push(PartInfo {
             number: wanted.number,
@@ -260,11 +238,14 @@ fn combined_checksum(
             .filter(|c| c.algorithm == algorithm)
             .and_then(|c| base64_decode(&c.value))
             .ok_or_else(|| {
-                MetaError::Rejected(S3Error::invalid_request(format!(
-                    "Part {} has no {} checksum, which the upload requires.",
-                    part.number,
-                    algorithm.as_str()
-                )))
+                MetaError::Rejected(Refusal::new(
+                    Rule::InvalidRequest,
+                    format!(
+                        "Part {} has no {} checksum, which the upload requires.",
+                        part.number,
+                        algorithm.as_str()
+                    ),
+                ))
             })?;
         raws.push((raw, part.size));
     }
@@ -293,27 +274,38 @@ fn combined_checksum(
     })
 }
 
-/// ETag and checksum of the current object at `bucket`/`key` if it was
-/// completed from `upload_id`.
+/// What a completed upload became.
+pub struct Completed {
+    pub etag: String,
+    pub checksum: Option<StoredChecksum>,
+    /// The version id to report (versioning buckets only).
+    pub version_id: Option<String>,
+}
+
+/// The current version of `bucket`/`key`, if it was completed from
+/// `upload_id`.
 pub fn completed_object(
     tx: &Transaction,
     upload_id: &str,
     bucket: &str,
     key: &str,
-) -> Result<Option<(String, Option<StoredChecksum>)>, MetaError> {
-    let row: Option<(String, String)> = tx
-        .query_row(
-            "SELECT etag, meta FROM objects WHERE bucket = ?1 AND key = ?2",
-            params![bucket, key.as_bytes()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((etag, meta)) = row else {
+) -> Result<Option<Completed>, MetaError> {
+    let Some(latest) = super::versions::latest(tx, bucket, key)? else {
         return Ok(None);
     };
-    let meta: super::model::ObjectMeta =
-        serde_json::from_str(&meta).map_err(|e| MetaError::Corrupt(format!("object meta: {e}")))?;
-    Ok((meta.upload_id.as_deref() == Some(upload_id)).then_some((etag, meta.checksum)))
+    if latest.delete_marker {
+        return Ok(None);
+    }
+    let meta = super::versions::load_meta(tx, latest.id)?;
+    let versioned = super::command::bucket_settings(tx, bucket)?.versioning
+        == super::model::Versioning::Enabled;
+    Ok(
+        (meta.upload_id.as_deref() == Some(upload_id)).then(|| Completed {
+            etag: latest.etag,
+            checksum: meta.checksum,
+            version_id: versioned.then_some(latest.version_id),
+        }),
+    )
 }
 
 /// A whole-object checksum stated on CompleteMultipartUpload must be the one
@@ -326,10 +318,13 @@ pub fn check_expected_checksum(
         return Ok(());
     };
     let Some(computed) = computed.filter(|c| c.algorithm == *algorithm) else {
-        return Err(MetaError::Rejected(S3Error::invalid_request(format!(
-            "The upload was not created with the {} checksum algorithm.",
-            algorithm.as_str()
-        ))));
+        return Err(MetaError::Rejected(Refusal::new(
+            Rule::InvalidRequest,
+            format!(
+                "The upload was not created with the {} checksum algorithm.",
+                algorithm.as_str()
+            ),
+        )));
     };
     let stated = value.trim();
     let stated = match stated.rsplit_once('-') {
@@ -337,8 +332,8 @@ pub fn check_expected_checksum(
         _ => stated,
     };
     if stated != computed.value {
-        return Err(MetaError::Rejected(S3Error::with_message(
-            S3ErrorCode::BadDigest,
+        return Err(MetaError::Rejected(Refusal::new(
+            Rule::BadDigest,
             format!(
                 "The {} you specified did not match the calculated checksum.",
                 algorithm.as_str()

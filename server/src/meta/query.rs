@@ -3,8 +3,9 @@
 
 use super::MetaError;
 use super::model::{
-    BucketRecord, Extent, ListEntry, ListPage, ListQuery, ObjectMeta, ObjectRecord, ObjectSummary,
-    PartRecord, StoreStats, UploadEntry, UploadListQuery, UploadPage, UploadRecord,
+    BucketRecord, BucketSettings, Extent, ListEntry, ListPage, ListQuery, ObjectMeta, ObjectRecord,
+    ObjectSummary, PartRecord, StoreStats, UploadEntry, UploadListQuery, UploadPage, UploadRecord,
+    VersionEntry, VersionPage, VersionQuery, VersionSummary,
 };
 use crate::acl::{Acl, Owner};
 use crate::checksum::StoredChecksum;
@@ -23,40 +24,65 @@ fn decode_meta(json: &str) -> Result<ObjectMeta, MetaError> {
     serde_json::from_str(json).map_err(|e| MetaError::Corrupt(format!("object meta: {e}")))
 }
 
+pub fn decode_settings(json: &str) -> Result<BucketSettings, MetaError> {
+    serde_json::from_str(json).map_err(|e| MetaError::Corrupt(format!("bucket settings: {e}")))
+}
+
+/// An extent from a row of `blob, blob_offset, length, seal`.
+pub fn extent_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Extent, MetaError>> {
+    let blob: String = r.get(0)?;
+    let offset: i64 = r.get(1)?;
+    let length: i64 = r.get(2)?;
+    let seal: Option<String> = r.get(3)?;
+    Ok((|| {
+        Ok(Extent {
+            blob: BlobId::parse(&blob)
+                .ok_or_else(|| MetaError::Corrupt(format!("bad blob id {blob:?}")))?,
+            blob_offset: offset as u64,
+            length: length as u64,
+            seal: seal
+                .map(|json| {
+                    serde_json::from_str(&json)
+                        .map_err(|e| MetaError::Corrupt(format!("extent seal: {e}")))
+                })
+                .transpose()?,
+        })
+    })())
+}
+
 fn key_text(raw: Vec<u8>) -> Result<String, MetaError> {
     String::from_utf8(raw).map_err(|_| MetaError::Corrupt("a stored key is not UTF-8".into()))
 }
 
-fn bucket_from_row(row: &rusqlite::Row) -> rusqlite::Result<(BucketRecord, String)> {
-    Ok((
-        BucketRecord {
-            name: row.get(0)?,
-            owner: Owner {
-                id: row.get(1)?,
-                display_name: row.get(2)?,
-            },
-            region: row.get(3)?,
-            created_ms: row.get(4)?,
-            acl: Acl::default(),
-        },
-        row.get(5)?,
-    ))
+fn bucket_from_row(row: &rusqlite::Row) -> rusqlite::Result<Result<BucketRecord, MetaError>> {
+    let acl: String = row.get(5)?;
+    let settings: String = row.get(6)?;
+    let owner = Owner {
+        id: row.get(1)?,
+        display_name: row.get(2)?,
+    };
+    let (name, region, created_ms) = (row.get(0)?, row.get(3)?, row.get(4)?);
+    Ok((|| {
+        Ok(BucketRecord {
+            name,
+            owner,
+            region,
+            created_ms,
+            acl: decode_acl(&acl)?,
+            settings: decode_settings(&settings)?,
+        })
+    })())
 }
 
-const BUCKET_COLUMNS: &str = "name, owner_id, owner_name, region, created_ms, acl";
+const BUCKET_COLUMNS: &str = "name, owner_id, owner_name, region, created_ms, acl, settings";
 
 pub fn get_bucket(conn: &Connection, name: &str) -> Result<Option<BucketRecord>, MetaError> {
-    let row = conn
-        .query_row(
-            &format!("SELECT {BUCKET_COLUMNS} FROM buckets WHERE name = ?1"),
-            [name],
-            bucket_from_row,
-        )
-        .optional()?;
-    row.map(|(mut bucket, acl)| {
-        bucket.acl = decode_acl(&acl)?;
-        Ok(bucket)
-    })
+    conn.query_row(
+        &format!("SELECT {BUCKET_COLUMNS} FROM buckets WHERE name = ?1"),
+        [name],
+        bucket_from_row,
+    )
+    .optional()?
     .transpose()
 }
 
@@ -68,83 +94,53 @@ pub fn list_buckets(conn: &Connection, owner_id: &str) -> Result<Vec<BucketRecor
     let rows = stmt
         .query_map([owner_id], bucket_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(mut bucket, acl)| {
-            bucket.acl = decode_acl(&acl)?;
-            Ok(bucket)
-        })
-        .collect()
+    rows.into_iter().collect()
 }
 
+/// A version of an object — the latest when `version_id` is `None` — which
+/// may be a delete marker.
 pub fn get_object(
     conn: &Connection,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
 ) -> Result<Option<ObjectRecord>, MetaError> {
-    let row = conn
-        .query_row(
-            "SELECT id, size, etag, modified_ms, meta FROM objects WHERE bucket = ?1 AND key = ?2",
-            params![bucket, key.as_bytes()],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((id, size, etag, modified_ms, meta)) = row else {
+    let Some(version) = super::versions::resolve(conn, bucket, key, version_id)? else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT blob, blob_offset, length FROM extents WHERE object_id = ?1 ORDER BY seq",
+    let (modified_ms, meta): (i64, String) = conn.query_row(
+        "SELECT modified_ms, meta FROM objects WHERE id = ?1",
+        [version.id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let extents = stmt
-        .query_map([id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?
-        .map(|row| {
-            let (blob, offset, length) = row?;
-            Ok(Extent {
-                blob: BlobId::parse(&blob)
-                    .ok_or_else(|| MetaError::Corrupt(format!("bad blob id {blob:?}")))?,
-                blob_offset: offset as u64,
-                length: length as u64,
-            })
-        })
-        .collect::<Result<Vec<_>, MetaError>>()?;
+    let extents = super::versions::read_extents(
+        conn,
+        "SELECT blob, blob_offset, length, seal FROM extents WHERE object_id = ?1 ORDER BY seq",
+        &[&version.id],
+    )?;
     Ok(Some(ObjectRecord {
-        id,
+        id: version.id,
         bucket: bucket.to_string(),
         key: key.to_string(),
-        size: size as u64,
-        etag,
+        version_id: version.version_id,
+        is_latest: version.is_latest,
+        delete_marker: version.delete_marker,
+        size: version.size as u64,
+        etag: version.etag,
         modified_ms,
         meta: decode_meta(&meta)?,
         extents,
     }))
 }
 
-/// The id of the current object under `key`, if any.
-pub fn current_object_id(
-    conn: &Connection,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<i64>, MetaError> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM objects WHERE bucket = ?1 AND key = ?2",
-            params![bucket, key.as_bytes()],
-            |r| r.get(0),
-        )
-        .optional()?)
+/// Whether the version stored under row `id` still exists (its blobs are
+/// still referenced by it).
+pub fn version_exists(conn: &Connection, id: i64) -> Result<bool, MetaError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM objects WHERE id = ?1)",
+        [id],
+        |r| r.get(0),
+    )?)
 }
 
 /// The smallest byte string greater than every string that starts with
@@ -153,6 +149,29 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     end.push(0xFF);
     end
+}
+
+/// The common prefix `key` rolls up into: `prefix`, then everything up to
+/// and including the first `delimiter` after it.
+fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Option<&'k str> {
+    let d = delimiter?;
+    let pos = key.get(prefix.len()..)?.find(d)?;
+    Some(&key[..prefix.len() + pos + d.len()])
+}
+
+/// Where a listing under `prefix` resumes strictly after `marker`: the
+/// lowest key to read and whether it is included. A marker inside a
+/// rolled-up prefix skips that whole prefix; one before `prefix` is ignored.
+fn resume_after(prefix: &str, delimiter: Option<&str>, marker: Option<&str>) -> (Vec<u8>, bool) {
+    match marker {
+        Some(after) if after.as_bytes() >= prefix.as_bytes() => {
+            match common_prefix(after, prefix, delimiter).filter(|_| after.starts_with(prefix)) {
+                Some(common) => (prefix_end(common.as_bytes()), true),
+                None => (after.as_bytes().to_vec(), false),
+            }
+        }
+        _ => (prefix.as_bytes().to_vec(), true),
+    }
 }
 
 /// One page of keys under `query.prefix`, rolled up at `query.delimiter`.
@@ -169,35 +188,21 @@ pub fn list_objects(
     let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
     let upper: Option<Vec<u8>> = (!prefix.is_empty()).then(|| prefix_end(prefix));
 
-    // Where to resume: strictly after `after`, but never before `prefix`.
-    // A marker inside a rolled-up prefix skips that whole prefix.
-    let mut lower: Vec<u8> = prefix.to_vec();
-    let mut lower_inclusive = true;
-    if let Some(after) = query.after.as_deref() {
-        let after_bytes = after.as_bytes();
-        if after_bytes >= prefix {
-            lower = after_bytes.to_vec();
-            lower_inclusive = false;
-            if let Some(d) = delimiter
-                && let Some(rest) = after.strip_prefix(&query.prefix)
-                && let Some(pos) = rest.find(d)
-            {
-                let common = &after_bytes[..query.prefix.len() + pos + d.len()];
-                lower = prefix_end(common);
-                lower_inclusive = true;
-            }
-        }
-    }
+    let (mut lower, mut lower_inclusive) =
+        resume_after(&query.prefix, delimiter, query.after.as_deref());
 
     let batch = (query.max_keys + 1).min(1000) as i64;
+    // Only current, non-deleted versions: the `objects_visible` partial index.
     let mut stmt_incl = conn.prepare_cached(
-        "SELECT key, size, etag, modified_ms, meta FROM objects
+        "SELECT key, size, etag, modified_ms, meta FROM objects INDEXED BY objects_visible
          WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
+           AND is_latest = 1 AND delete_marker = 0
          ORDER BY key LIMIT ?4",
     )?;
     let mut stmt_excl = conn.prepare_cached(
-        "SELECT key, size, etag, modified_ms, meta FROM objects
+        "SELECT key, size, etag, modified_ms, meta FROM objects INDEXED BY objects_visible
          WHERE bucket = ?1 AND key > ?2 AND (?3 IS NULL OR key < ?3)
+           AND is_latest = 1 AND delete_marker = 0
          ORDER BY key LIMIT ?4",
     )?;
 
@@ -225,32 +230,194 @@ pub fn list_objects(
                 break 'pages;
             }
             let key = key_text(raw_key)?;
-            if let Some(d) = delimiter
-                && let Some(pos) = key[query.prefix.len()..].find(d)
-            {
-                let common = key[..query.prefix.len() + pos + d.len()].to_string();
+            if let Some(common) = common_prefix(&key, &query.prefix, delimiter) {
                 lower = prefix_end(common.as_bytes());
                 lower_inclusive = true;
-                page.entries.push(ListEntry::Prefix(common));
+                page.entries.push(ListEntry::Prefix(common.to_string()));
                 // Everything else under this prefix is skipped by a new seek.
                 continue 'pages;
             }
-            let meta = decode_meta(&meta)?;
             lower = key.as_bytes().to_vec();
             lower_inclusive = false;
-            page.entries.push(ListEntry::Object(ObjectSummary {
+            page.entries.push(ListEntry::Object(summary(
                 key,
-                size: size as u64,
+                size,
                 etag,
                 modified_ms,
-                storage_class: meta.storage_class,
-                owner: meta.owner,
-                checksum: meta.checksum,
-            }));
+                &meta,
+            )?));
         }
         if fetched < batch {
             break;
         }
+    }
+    Ok(page)
+}
+
+fn summary(
+    key: String,
+    size: i64,
+    etag: String,
+    modified_ms: i64,
+    meta: &str,
+) -> Result<ObjectSummary, MetaError> {
+    let meta = decode_meta(meta)?;
+    Ok(ObjectSummary {
+        key,
+        size: size as u64,
+        etag,
+        modified_ms,
+        storage_class: meta.storage_class,
+        owner: meta.owner,
+        checksum: meta.checksum,
+    })
+}
+
+/// Where a version listing resumes: inside `key`, after row `id`, or (no
+/// id) after all of `key`.
+struct Resume {
+    key: Vec<u8>,
+    id: Option<i64>,
+}
+
+fn version_resume(
+    conn: &Connection,
+    bucket: &str,
+    query: &VersionQuery,
+) -> Result<Option<Resume>, MetaError> {
+    let Some(marker) = query.key_marker.as_deref().filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    let id = match query.version_id_marker.as_deref().filter(|v| !v.is_empty()) {
+        None => None,
+        // A marker version deleted since the last page: resume after the key.
+        Some(version) => super::versions::find(conn, bucket, marker, version)?.map(|v| v.id),
+    };
+    Ok(Some(Resume {
+        key: marker.as_bytes().to_vec(),
+        id,
+    }))
+}
+
+/// One page of ListObjectVersions: every version and delete marker, keys in
+/// byte order and each key's versions newest first, rolled up at the
+/// delimiter. Index-driven like `list_objects`: a page costs a few seeks
+/// on `objects_by_age`, whatever the number of versions.
+pub fn list_versions(
+    conn: &Connection,
+    bucket: &str,
+    query: &VersionQuery,
+) -> Result<VersionPage, MetaError> {
+    let mut page = VersionPage::default();
+    if query.max_keys == 0 {
+        return Ok(page);
+    }
+    let prefix = query.prefix.as_bytes();
+    let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
+    let upper: Option<Vec<u8>> = (!prefix.is_empty()).then(|| prefix_end(prefix));
+    // Cursor: the next key to start at (inclusive or not), and a key whose
+    // versions below row `id` are still to come.
+    let resume = version_resume(conn, bucket, query)?;
+    if let Some(r) = &resume
+        && r.key.as_slice() >= prefix
+        && !r.key.starts_with(prefix)
+    {
+        // Past every key under the prefix.
+        return Ok(page);
+    }
+    let (mut lower, mut lower_inclusive) = resume_after(
+        &query.prefix,
+        delimiter,
+        query.key_marker.as_deref().filter(|m| !m.is_empty()),
+    );
+    let mut within: Option<(Vec<u8>, i64)> = match resume {
+        Some(Resume { key, id: Some(id) }) if key.starts_with(prefix) => {
+            // Inside the marker's key, whatever a delimiter would roll up.
+            lower = key.clone();
+            lower_inclusive = false;
+            Some((key, id))
+        }
+        _ => None,
+    };
+    let batch = (query.max_keys + 1).min(1000) as i64;
+    const COLUMNS: &str =
+        "key, id, version_id, is_latest, delete_marker, size, etag, modified_ms, meta";
+    let mut stmt_within = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM objects INDEXED BY objects_by_age
+         WHERE bucket = ?1 AND key = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4"
+    ))?;
+    let mut stmt_incl = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM objects INDEXED BY objects_by_age
+         WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
+         ORDER BY key, id DESC LIMIT ?4"
+    ))?;
+    let mut stmt_excl = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM objects INDEXED BY objects_by_age
+         WHERE bucket = ?1 AND key > ?2 AND (?3 IS NULL OR key < ?3)
+         ORDER BY key, id DESC LIMIT ?4"
+    ))?;
+    type Row = (Vec<u8>, i64, String, bool, bool, i64, String, i64, String);
+    let read = |r: &rusqlite::Row| -> rusqlite::Result<Row> {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+        ))
+    };
+    'pages: loop {
+        let rows: Vec<Row> = match &within {
+            Some((key, id)) => stmt_within
+                .query_map(params![bucket, key, id, batch], read)?
+                .collect::<Result<_, _>>()?,
+            None if lower_inclusive => stmt_incl
+                .query_map(params![bucket, lower, upper, batch], read)?
+                .collect::<Result<_, _>>()?,
+            None => stmt_excl
+                .query_map(params![bucket, lower, upper, batch], read)?
+                .collect::<Result<_, _>>()?,
+        };
+        let fetched = rows.len() as i64;
+        let finishing_key = within.is_some();
+        for (raw_key, id, version_id, is_latest, delete_marker, size, etag, modified_ms, meta) in
+            rows
+        {
+            if page.entries.len() == query.max_keys {
+                page.truncated = true;
+                break 'pages;
+            }
+            let key = key_text(raw_key.clone())?;
+            if let Some(common) = common_prefix(&key, &query.prefix, delimiter) {
+                lower = prefix_end(common.as_bytes());
+                lower_inclusive = true;
+                within = None;
+                page.entries.push(VersionEntry::Prefix(common.to_string()));
+                continue 'pages;
+            }
+            lower = raw_key.clone();
+            lower_inclusive = false;
+            within = Some((raw_key, id));
+            page.entries.push(VersionEntry::Version(VersionSummary {
+                object: summary(key, size, etag, modified_ms, &meta)?,
+                version_id,
+                is_latest,
+                delete_marker,
+            }));
+        }
+        if fetched < batch {
+            if finishing_key {
+                // That key is done; go on with the keys after it.
+                within = None;
+                continue;
+            }
+            break;
+        }
+        // A full batch: go on (inside the last key first, if it had more).
     }
     Ok(page)
 }
@@ -402,13 +569,10 @@ pub fn list_uploads(
                 break 'pages;
             }
             let key = key_text(raw_key.clone())?;
-            if let Some(d) = delimiter
-                && let Some(pos) = key[query.prefix.len()..].find(d)
-            {
-                let common = key[..query.prefix.len() + pos + d.len()].to_string();
+            if let Some(common) = common_prefix(&key, &query.prefix, delimiter) {
                 lower = prefix_end(common.as_bytes());
                 after = None;
-                page.entries.push(UploadEntry::Prefix(common));
+                page.entries.push(UploadEntry::Prefix(common.to_string()));
                 continue 'pages;
             }
             let upload: UploadRecord = serde_json::from_str(&meta)

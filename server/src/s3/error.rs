@@ -5,14 +5,15 @@ use http::StatusCode;
 use std::fmt;
 
 macro_rules! s3_codes {
-    ($($name:ident => $status:expr, $message:expr;)*) => {
+    ($($name:ident $(= $code:literal)? => $status:expr, $message:expr;)*) => {
         /// Every S3 error code this server returns.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum S3ErrorCode { $($name,)* }
 
         impl S3ErrorCode {
+            /// The code as S3 spells it (a few contain dots).
             pub fn as_str(self) -> &'static str {
-                match self { $(S3ErrorCode::$name => stringify!($name),)* }
+                match self { $(S3ErrorCode::$name => s3_codes!(@code $name $($code)?),)* }
             }
             pub fn status(self) -> StatusCode {
                 match self { $(S3ErrorCode::$name => $status,)* }
@@ -22,6 +23,8 @@ macro_rules! s3_codes {
             }
         }
     };
+    (@code $name:ident $code:literal) => { $code };
+    (@code $name:ident) => { stringify!($name) };
 }
 
 s3_codes! {
@@ -72,6 +75,15 @@ s3_codes! {
     XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST, "The provided 'x-amz-content-sha256' header does not match what was computed.";
     InvalidObjectState => StatusCode::FORBIDDEN, "The operation is not valid for the current state of the object.";
     IllegalLocationConstraintException => StatusCode::BAD_REQUEST, "The specified location-constraint is not valid for this endpoint.";
+    InvalidTag => StatusCode::BAD_REQUEST, "The tag provided was not a valid tag.";
+    NoSuchTagSet => StatusCode::NOT_FOUND, "The TagSet does not exist";
+    InvalidBucketState => StatusCode::CONFLICT, "The request is not valid with the current state of the bucket.";
+    ObjectLockConfigurationNotFoundError => StatusCode::NOT_FOUND, "Object Lock configuration does not exist for this bucket";
+    NoSuchObjectLockConfiguration => StatusCode::NOT_FOUND, "The specified object does not have a ObjectLock configuration";
+    InvalidRetentionPeriod => StatusCode::BAD_REQUEST, "The retention period must be a positive integer value.";
+    ServerSideEncryptionConfigurationNotFoundError => StatusCode::NOT_FOUND, "The server side encryption configuration was not found";
+    InvalidEncryptionAlgorithmError => StatusCode::BAD_REQUEST, "The Encryption request you specified is not valid. Supported value: AES256.";
+    KmsNotFound = "KMS.NotFoundException" => StatusCode::BAD_REQUEST, "Invalid keyId";
 }
 
 /// A failed S3 request. The request id and resource are filled in when the

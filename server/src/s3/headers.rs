@@ -30,14 +30,6 @@ pub const STORAGE_CLASSES: &[&str] = &[
 /// Content headers, user metadata and storage class from a write request.
 /// The owner, ACL and checksum are filled in by the caller.
 pub fn object_meta_from_headers(req: &S3Request) -> S3Result<ObjectMeta> {
-    // Dropping tags silently would lose what the client asked to store.
-    if req.header("x-amz-tagging").is_some() {
-        return Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "Object tagging (x-amz-tagging) is not implemented by this server.",
-        )
-        .detail("Header", "x-amz-tagging"));
-    }
     let text = |name: &str| req.header(name).map(str::to_string);
     let storage_class = match req.header("x-amz-storage-class") {
         None => "STANDARD".to_string(),
@@ -61,11 +53,35 @@ pub fn object_meta_from_headers(req: &S3Request) -> S3Result<ObjectMeta> {
         content_language: text("content-language"),
         cache_control: text("cache-control"),
         expires: text("expires"),
-        website_redirect: text("x-amz-website-redirect-location"),
+        website_redirect: website_redirect(req)?,
         user: user_metadata(&req.headers)?,
         storage_class,
+        tags: match req.header("x-amz-tagging") {
+            Some(value) => crate::s3::tags::from_header(value)?,
+            None => Vec::new(),
+        },
         ..Default::default()
     })
+}
+
+/// `x-amz-website-redirect-location` is stored and returned as S3 does;
+/// S3 accepts only a path or an http(s) URL of at most 2 KiB.
+fn website_redirect(req: &S3Request) -> S3Result<Option<String>> {
+    let Some(value) = req.header("x-amz-website-redirect-location") else {
+        return Ok(None);
+    };
+    let valid = value.len() <= 2048
+        && (value.starts_with('/')
+            || value.starts_with("http://")
+            || value.starts_with("https://"));
+    if !valid {
+        return Err(S3Error::invalid_argument(
+            "The website redirect location must have a prefix of 'http://' or 'https://' or '/'.",
+        )
+        .detail("ArgumentName", "x-amz-website-redirect-location")
+        .detail("ArgumentValue", value));
+    }
+    Ok(Some(value.to_string()))
 }
 
 pub fn user_metadata(headers: &HeaderMap) -> S3Result<BTreeMap<String, String>> {
@@ -136,6 +152,11 @@ pub fn write_object_headers(
     if meta.storage_class != "STANDARD" {
         insert(headers, "x-amz-storage-class", &meta.storage_class);
     }
+    if !meta.tags.is_empty() {
+        insert(headers, "x-amz-tagging-count", &meta.tags.len().to_string());
+    }
+    crate::s3::sse::write_response_headers(headers, meta.encryption.as_ref());
+    crate::s3::object_lock::write_response_headers(headers, meta);
     insert(headers, "accept-ranges", "bytes");
 }
 

@@ -6,8 +6,21 @@
 use crate::s3::error::{S3Error, S3ErrorCode};
 use http::Method;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
+macro_rules! operations {
+    ($($name:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Operation { $($name,)* }
+
+        impl Operation {
+            /// The S3 API name, for metrics and logs.
+            pub fn name(self) -> &'static str {
+                match self { $(Operation::$name => stringify!($name),)* }
+            }
+        }
+    };
+}
+
+operations! {
     ListBuckets,
     CreateBucket,
     DeleteBucket,
@@ -16,6 +29,15 @@ pub enum Operation {
     GetBucketAcl,
     PutBucketAcl,
     GetBucketVersioning,
+    PutBucketVersioning,
+    GetObjectLockConfiguration,
+    PutObjectLockConfiguration,
+    GetBucketTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
+    GetBucketEncryption,
+    PutBucketEncryption,
+    DeleteBucketEncryption,
     ListObjects,
     ListObjectsV2,
     ListObjectVersions,
@@ -29,6 +51,13 @@ pub enum Operation {
     GetObjectAcl,
     PutObjectAcl,
     GetObjectAttributes,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    GetObjectRetention,
+    PutObjectRetention,
+    GetObjectLegalHold,
+    PutObjectLegalHold,
     CreateMultipartUpload,
     UploadPart,
     UploadPartCopy,
@@ -37,46 +66,11 @@ pub enum Operation {
     ListParts,
 }
 
-impl Operation {
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::ListBuckets => "ListBuckets",
-            Operation::CreateBucket => "CreateBucket",
-            Operation::DeleteBucket => "DeleteBucket",
-            Operation::HeadBucket => "HeadBucket",
-            Operation::GetBucketLocation => "GetBucketLocation",
-            Operation::GetBucketAcl => "GetBucketAcl",
-            Operation::PutBucketAcl => "PutBucketAcl",
-            Operation::GetBucketVersioning => "GetBucketVersioning",
-            Operation::ListObjects => "ListObjects",
-            Operation::ListObjectsV2 => "ListObjectsV2",
-            Operation::ListObjectVersions => "ListObjectVersions",
-            Operation::ListMultipartUploads => "ListMultipartUploads",
-            Operation::DeleteObjects => "DeleteObjects",
-            Operation::PutObject => "PutObject",
-            Operation::CopyObject => "CopyObject",
-            Operation::GetObject => "GetObject",
-            Operation::HeadObject => "HeadObject",
-            Operation::DeleteObject => "DeleteObject",
-            Operation::GetObjectAcl => "GetObjectAcl",
-            Operation::PutObjectAcl => "PutObjectAcl",
-            Operation::GetObjectAttributes => "GetObjectAttributes",
-            Operation::CreateMultipartUpload => "CreateMultipartUpload",
-            Operation::UploadPart => "UploadPart",
-            Operation::UploadPartCopy => "UploadPartCopy",
-            Operation::CompleteMultipartUpload => "CompleteMultipartUpload",
-            Operation::AbortMultipartUpload => "AbortMultipartUpload",
-            Operation::ListParts => "ListParts",
-        }
-    }
-}
-
 /// Sub-resources S3 defines that this server does not implement.
 const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
     "cors",
-    "encryption",
     "intelligent-tiering",
     "inventory",
     "lifecycle",
@@ -84,17 +78,13 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "metadataTable",
     "metrics",
     "notification",
-    "object-lock",
     "ownershipControls",
     "policy",
     "policyStatus",
     "publicAccessBlock",
     "replication",
     "requestPayment",
-    "tagging",
     "website",
-    "legal-hold",
-    "retention",
     "torrent",
     "restore",
     "select",
@@ -157,8 +147,19 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
         };
     }
     if !shape.has_key {
+        if shape.has("retention") || shape.has("legal-hold") {
+            return Err(method_not_allowed(method));
+        }
         return match *method {
             Method::GET if shape.has("location") => Ok(GetBucketLocation),
+            Method::GET if shape.has("object-lock") => Ok(GetObjectLockConfiguration),
+            Method::PUT if shape.has("object-lock") => Ok(PutObjectLockConfiguration),
+            Method::GET if shape.has("tagging") => Ok(GetBucketTagging),
+            Method::PUT if shape.has("tagging") => Ok(PutBucketTagging),
+            Method::DELETE if shape.has("tagging") => Ok(DeleteBucketTagging),
+            Method::GET if shape.has("encryption") => Ok(GetBucketEncryption),
+            Method::PUT if shape.has("encryption") => Ok(PutBucketEncryption),
+            Method::DELETE if shape.has("encryption") => Ok(DeleteBucketEncryption),
             Method::GET if shape.has("acl") => Ok(GetBucketAcl),
             Method::GET if shape.has("versioning") => Ok(GetBucketVersioning),
             Method::GET if shape.has("versions") => Ok(ListObjectVersions),
@@ -166,7 +167,7 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
             Method::GET if shape.value("list-type") == Some("2") => Ok(ListObjectsV2),
             Method::GET => Ok(ListObjects),
             Method::PUT if shape.has("acl") => Ok(PutBucketAcl),
-            Method::PUT if shape.has("versioning") => Err(not_implemented("Bucket versioning")),
+            Method::PUT if shape.has("versioning") => Ok(PutBucketVersioning),
             Method::PUT => Ok(CreateBucket),
             Method::HEAD => Ok(HeadBucket),
             Method::DELETE => Ok(DeleteBucket),
@@ -175,7 +176,17 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
             _ => Err(method_not_allowed(method)),
         };
     }
+    if shape.has("object-lock") || shape.has("encryption") || shape.has("versioning") {
+        return Err(method_not_allowed(method));
+    }
     match *method {
+        Method::GET if shape.has("tagging") => Ok(GetObjectTagging),
+        Method::PUT if shape.has("tagging") => Ok(PutObjectTagging),
+        Method::DELETE if shape.has("tagging") => Ok(DeleteObjectTagging),
+        Method::GET if shape.has("retention") => Ok(GetObjectRetention),
+        Method::PUT if shape.has("retention") => Ok(PutObjectRetention),
+        Method::GET if shape.has("legal-hold") => Ok(GetObjectLegalHold),
+        Method::PUT if shape.has("legal-hold") => Ok(PutObjectLegalHold),
         Method::GET if shape.has("acl") => Ok(GetObjectAcl),
         Method::GET if shape.has("attributes") => Ok(GetObjectAttributes),
         Method::GET if shape.has("uploadId") => Ok(ListParts),
@@ -266,6 +277,40 @@ mod tests {
         assert_eq!(
             op(Method::GET, true, true, &["attributes"], false),
             Ok(GetObjectAttributes)
+        );
+        assert_eq!(
+            op(Method::PUT, true, false, &["versioning"], false),
+            Ok(PutBucketVersioning)
+        );
+        assert_eq!(
+            op(
+                Method::DELETE,
+                true,
+                true,
+                &["tagging", "versionId=x"],
+                false
+            ),
+            Ok(DeleteObjectTagging)
+        );
+        assert_eq!(
+            op(Method::DELETE, true, false, &["tagging"], false),
+            Ok(DeleteBucketTagging)
+        );
+        assert_eq!(
+            op(Method::PUT, true, true, &["retention"], false),
+            Ok(PutObjectRetention)
+        );
+        assert_eq!(
+            op(Method::GET, true, false, &["object-lock"], false),
+            Ok(GetObjectLockConfiguration)
+        );
+        assert_eq!(
+            op(Method::PUT, true, false, &["encryption"], false),
+            Ok(PutBucketEncryption)
+        );
+        assert_eq!(
+            op(Method::GET, true, false, &["legal-hold"], false),
+            Err(S3ErrorCode::MethodNotAllowed)
         );
     }
 

@@ -16,6 +16,8 @@ pub struct S3Request {
     pub target: Target,
     pub operation: Operation,
     pub auth: Authenticated,
+    /// The request arrived over TLS.
+    pub secure: bool,
     /// The raw body; taken once by whoever consumes it. Behind a mutex only
     /// so that `&S3Request` can be held across awaits (the stream is `Send`
     /// but not `Sync`).

@@ -116,6 +116,7 @@ where
     B::Error: std::fmt::Display,
 {
     let (parts, body) = request.into_parts();
+    let secure = parts.extensions.get::<crate::http::server::Tls>().is_some();
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
     let host = parts
@@ -165,6 +166,7 @@ where
         target,
         operation,
         auth: authenticated,
+        secure,
         body: std::sync::Mutex::new(Some(with_idle_timeout(body_stream(body), idle))),
     };
     tracing::debug!(operation = operation.name(), "dispatching");

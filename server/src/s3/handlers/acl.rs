@@ -1,8 +1,12 @@
 //! GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl.
 
-use super::{S3Response, empty_response, meta_error, request_bucket, require, xml_response};
+use super::{
+    S3Response, delete_marker_error, empty_response, meta_error, request_bucket, require,
+    version_header, version_param, xml_response,
+};
 use crate::acl::{Acl, Grant, Grantee, Owner, Permission};
 use crate::app::App;
+use crate::meta::model::{BucketRecord, ObjectRecord};
 use crate::meta::{Command, query};
 use crate::s3::body::read_small;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
@@ -166,37 +170,55 @@ pub async fn put_bucket_acl(app: &App, req: &mut S3Request) -> S3Result<S3Respon
     Ok(empty_response(StatusCode::OK))
 }
 
-async fn load_object_acl(app: &App, req: &S3Request) -> S3Result<(Owner, Acl, Owner)> {
+/// The version a request names (the latest by default), for its ACL.
+async fn load_object(app: &App, req: &S3Request) -> S3Result<(BucketRecord, ObjectRecord)> {
+    let version = version_param(req)?;
     let bucket = request_bucket(app, req).await?;
     let (name, key) = (bucket.name.clone(), req.key()?.to_string());
-    let lookup_key = key.clone();
+    let (lookup_key, wanted) = (key.clone(), version.clone());
     let object = app
         .meta
-        .read(move |c| query::get_object(c, &name, &lookup_key))
+        .read(move |c| query::get_object(c, &name, &lookup_key, wanted.as_deref()))
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?
-        .ok_or_else(|| S3Error::no_such_key(&key))?;
-    Ok((object.meta.owner, object.meta.acl, bucket.owner))
+        .ok_or_else(|| match &version {
+            Some(_) => S3Error::new(S3ErrorCode::NoSuchVersion).detail("Key", &key),
+            None => S3Error::no_such_key(&key),
+        })?;
+    if object.delete_marker {
+        return Err(delete_marker_error(version.is_some(), &object.version_id));
+    }
+    Ok((bucket, object))
 }
 
 pub async fn get_object_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let (_, acl, _) = load_object_acl(app, req).await?;
-    require(acl.allows(req.requester(), Permission::ReadAcp))?;
-    Ok(xml_response(StatusCode::OK, render_acl(&acl)))
+    let (bucket, object) = load_object(app, req).await?;
+    require(object.meta.acl.allows(req.requester(), Permission::ReadAcp))?;
+    let mut response = xml_response(StatusCode::OK, render_acl(&object.meta.acl));
+    version_header(&mut response, &bucket, Some(&object.version_id));
+    Ok(response)
 }
 
 pub async fn put_object_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let (owner, current, bucket_owner) = load_object_acl(app, req).await?;
-    require(current.allows(req.requester(), Permission::WriteAcp))?;
-    let acl = requested_acl(app, req, &owner, Some(&bucket_owner)).await?;
-    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let (bucket, object) = load_object(app, req).await?;
+    require(
+        object
+            .meta
+            .acl
+            .allows(req.requester(), Permission::WriteAcp),
+    )?;
+    let acl = requested_acl(app, req, &object.meta.owner, Some(&bucket.owner)).await?;
+    let key = object.key.clone();
     app.meta
         .execute(Command::SetObjectAcl {
-            bucket: bucket.clone(),
+            bucket: bucket.name.clone(),
             key: key.clone(),
+            version_id: Some(object.version_id.clone()),
             acl,
         })
         .await
-        .map_err(|e| meta_error(e, &bucket, Some(&key)))?;
-    Ok(empty_response(StatusCode::OK))
+        .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
+    let mut response = empty_response(StatusCode::OK);
+    version_header(&mut response, &bucket, Some(&object.version_id));
+    Ok(response)
 }

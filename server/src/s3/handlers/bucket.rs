@@ -1,5 +1,5 @@
 //! Bucket operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket,
-//! GetBucketLocation, GetBucketVersioning.
+//! GetBucketLocation.
 
 use super::{
     S3Response, authorized_bucket, empty_response, free_blobs, load_bucket, meta_error, now_ms,
@@ -7,7 +7,7 @@ use super::{
 };
 use crate::acl::{Acl, Permission};
 use crate::app::App;
-use crate::meta::model::BucketRecord;
+use crate::meta::model::{BucketRecord, BucketSettings, ObjectLockConfig, Versioning};
 use crate::meta::{Command, MetaError, query};
 use crate::s3::body::read_small;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
@@ -139,12 +139,31 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     };
     let acl = acl_from_headers(req, &owner, None, &app.credentials)?
         .unwrap_or_else(|| Acl::private(&owner));
+    // Object lock can be enabled at creation; it turns versioning on.
+    let settings = match req
+        .header("x-amz-bucket-object-lock-enabled")
+        .map(str::trim)
+    {
+        None => BucketSettings::default(),
+        Some(v) if v.eq_ignore_ascii_case("false") => BucketSettings::default(),
+        Some(v) if v.eq_ignore_ascii_case("true") => BucketSettings {
+            versioning: Versioning::Enabled,
+            object_lock: Some(ObjectLockConfig::default()),
+            ..Default::default()
+        },
+        Some(v) => {
+            return Err(S3Error::invalid_argument(format!(
+                "Invalid value for x-amz-bucket-object-lock-enabled: {v}"
+            )));
+        }
+    };
     let record = BucketRecord {
         name: name.clone(),
         owner,
         region,
         created_ms: now_ms(),
         acl: acl.clone(),
+        settings,
     };
     match app.meta.execute(Command::CreateBucket(record)).await {
         Ok(_) => {}
@@ -202,15 +221,6 @@ pub async fn location(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         w.text(&bucket.region);
     }
     w.close("LocationConstraint");
-    Ok(xml_response(StatusCode::OK, w.finish()))
-}
-
-pub async fn versioning(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
-    // Versioning has never been enabled on any bucket here: no Status element.
-    let mut w = XmlWriter::root("VersioningConfiguration");
-    w.close("VersioningConfiguration");
     Ok(xml_response(StatusCode::OK, w.finish()))
 }
 

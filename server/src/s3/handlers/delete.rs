@@ -1,53 +1,100 @@
-//! DeleteObject and DeleteObjects.
+//! DeleteObject and DeleteObjects: a version removed for good, or (without a
+//! version, in a versioned bucket) a delete marker on top.
 
-use super::{S3Response, authorized_bucket, empty_response, free_blobs, meta_error, xml_response};
+use super::object::requester_owner;
+use super::{
+    S3Response, authorized_bucket, bypasses_governance, empty_response, free_blobs, meta_error,
+    now_ms, refusal_error, version_param, xml_response,
+};
 use crate::acl::Permission;
 use crate::app::App;
-use crate::meta::Command;
+use crate::meta::command::{DeleteEntry, Deleted, NewMarker};
+use crate::meta::{Command, is_valid_version_id, new_version_id};
 use crate::s3::body::read_small;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlWriter};
 use http::StatusCode;
+use http::header::HeaderValue;
 use serde::Deserialize;
 
 const MAX_KEYS_PER_DELETE: usize = 1000;
 
+fn marker(req: &S3Request) -> NewMarker {
+    NewMarker {
+        owner: requester_owner(req),
+        modified_ms: now_ms(),
+    }
+}
+
 pub async fn delete_object(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Write).await?;
     let key = req.key()?.to_string();
-    if let Some(version) = req.param("versionId")
-        && version != "null"
-    {
-        return Err(S3Error::new(S3ErrorCode::NoSuchVersion).detail("VersionId", version));
-    }
+    let version_id = version_param(req)?;
     let outcome = app
         .meta
         .execute(Command::DeleteObject {
             bucket: bucket.name.clone(),
             key: key.clone(),
+            version_id,
             if_match: req.header("if-match").map(str::to_string),
+            marker_version_id: new_version_id(),
+            marker: marker(req),
+            bypass_governance: bypasses_governance(req, &bucket),
         })
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
     free_blobs(app, outcome.freed).await;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    let mut response = empty_response(StatusCode::NO_CONTENT);
+    if let Some(Ok(deleted)) = outcome.deleted.into_iter().next().map(|r| r.outcome) {
+        let headers = response.headers_mut();
+        if let Some(v) = deleted
+            .version_id
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            headers.insert("x-amz-version-id", v);
+        }
+        if deleted.delete_marker {
+            headers.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+        }
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
 struct Delete {
     #[serde(rename = "Object", default)]
-    objects: Vec<DeleteEntry>,
+    objects: Vec<XmlEntry>,
     #[serde(rename = "Quiet", default)]
     quiet: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct DeleteEntry {
+struct XmlEntry {
     #[serde(rename = "Key")]
     key: String,
     #[serde(rename = "VersionId")]
     version_id: Option<String>,
+}
+
+fn write_deleted(w: &mut XmlWriter, key: &str, requested: Option<&str>, deleted: &Deleted) {
+    w.open("Deleted");
+    w.element("Key", key);
+    w.optional("VersionId", requested);
+    if deleted.delete_marker {
+        w.element("DeleteMarker", "true");
+        w.optional("DeleteMarkerVersionId", deleted.version_id.as_deref());
+    }
+    w.close("Deleted");
+}
+
+fn write_error(w: &mut XmlWriter, key: &str, version: Option<&str>, error: &S3Error) {
+    w.open("Error");
+    w.element("Key", key);
+    w.optional("VersionId", version);
+    w.element("Code", error.code.as_str());
+    w.element("Message", &error.message);
+    w.close("Error");
 }
 
 pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
@@ -62,35 +109,43 @@ pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Respon
         .as_deref()
         .is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
 
-    let mut errors: Vec<(String, &str, &str)> = Vec::new();
-    let mut keys = Vec::new();
-    let mut versions = std::collections::HashMap::new();
+    let mut refused: Vec<(String, Option<String>, S3Error)> = Vec::new();
+    let mut entries = Vec::new();
     for entry in request.objects {
-        match entry.version_id.as_deref() {
-            Some(v) if v != "null" => errors.push((
+        let version_id = entry.version_id.filter(|v| !v.is_empty());
+        if entry.key.is_empty() || entry.key.len() > 1024 {
+            refused.push((
                 entry.key,
-                "NoSuchVersion",
-                "The specified version does not exist.",
-            )),
-            _ if entry.key.is_empty() || entry.key.len() > 1024 => {
-                errors.push((entry.key, "InvalidArgument", "Invalid key"))
-            }
-            version => {
-                if let Some(v) = version {
-                    versions.insert(entry.key.clone(), v.to_string());
-                }
-                keys.push(entry.key);
-            }
+                version_id,
+                S3Error::invalid_argument("Invalid key"),
+            ));
+        } else if version_id
+            .as_deref()
+            .is_some_and(|v| !is_valid_version_id(v))
+        {
+            refused.push((
+                entry.key,
+                version_id,
+                S3Error::new(S3ErrorCode::NoSuchVersion),
+            ));
+        } else {
+            entries.push(DeleteEntry {
+                key: entry.key,
+                version_id,
+                marker_version_id: new_version_id(),
+            });
         }
     }
-    let deleted = if keys.is_empty() {
+    let results = if entries.is_empty() {
         Vec::new()
     } else {
         let outcome = app
             .meta
             .execute(Command::DeleteObjects {
                 bucket: bucket.name.clone(),
-                keys,
+                entries,
+                marker: marker(req),
+                bypass_governance: bypasses_governance(req, &bucket),
             })
             .await
             .map_err(|e| meta_error(e, &bucket.name, None))?;
@@ -99,20 +154,17 @@ pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Respon
     };
 
     let mut w = XmlWriter::root("DeleteResult");
-    if !quiet {
-        for (key, _) in &deleted {
-            w.open("Deleted");
-            w.element("Key", key);
-            w.optional("VersionId", versions.get(key).map(String::as_str));
-            w.close("Deleted");
+    for result in results {
+        match result.outcome {
+            Ok(deleted) if !quiet => {
+                write_deleted(&mut w, &result.key, result.version_id.as_deref(), &deleted)
+            }
+            Ok(_) => {}
+            Err(refusal) => refused.push((result.key, result.version_id, refusal_error(refusal))),
         }
     }
-    for (key, code, message) in &errors {
-        w.open("Error");
-        w.element("Key", key);
-        w.element("Code", code);
-        w.element("Message", message);
-        w.close("Error");
+    for (key, version, error) in &refused {
+        write_error(&mut w, key, version.as_deref(), error);
     }
     w.close("DeleteResult");
     Ok(xml_response(StatusCode::OK, w.finish()))

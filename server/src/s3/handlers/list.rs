@@ -6,7 +6,9 @@ use crate::acl::Permission;
 use crate::app::App;
 use crate::auth::sigv4::uri_encode;
 use crate::checksum::{base64_decode, base64_encode};
-use crate::meta::model::{ListEntry, ListPage, ListQuery, ObjectSummary};
+use crate::meta::model::{
+    ListEntry, ListPage, ListQuery, ObjectSummary, VersionEntry, VersionQuery,
+};
 use crate::meta::query;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::request::S3Request;
@@ -216,7 +218,8 @@ pub async fn list_objects_v2(app: &App, req: &mut S3Request) -> S3Result<S3Respo
     Ok(xml_response(StatusCode::OK, w.w.finish()))
 }
 
-/// Without versioning every object has the single version `null`.
+/// Every version and delete marker, keys in order and each key's versions
+/// newest first.
 pub async fn list_object_versions(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Read).await?;
     let p = params(req)?;
@@ -231,17 +234,36 @@ pub async fn list_object_versions(app: &App, req: &mut S3Request) -> S3Result<S3
         )
         .detail("ArgumentName", "version-id-marker"));
     }
-    let page = fetch(app, &bucket.name, p.query(Some(&key_marker))).await?;
+    if !version_marker.is_empty() && !crate::meta::is_valid_version_id(&version_marker) {
+        return Err(S3Error::invalid_argument("Invalid version id specified")
+            .detail("ArgumentName", "version-id-marker")
+            .detail("ArgumentValue", &version_marker));
+    }
+    let query = VersionQuery {
+        prefix: p.prefix.clone(),
+        delimiter: p.delimiter.clone(),
+        key_marker: Some(key_marker.clone()).filter(|m| !m.is_empty()),
+        version_id_marker: Some(version_marker.clone()).filter(|m| !m.is_empty()),
+        max_keys: p.max_keys,
+    };
+    let name = bucket.name.clone();
+    let page = app
+        .meta
+        .read(move |c| query::list_versions(c, &name, &query))
+        .await
+        .map_err(|e| meta_error(e, &bucket.name, None))?;
     let mut w = writer("ListVersionsResult", p.url_encoding);
     w.header(&bucket.name, &p);
     w.key("KeyMarker", &key_marker);
     w.w.element("VersionIdMarker", &version_marker);
-    if page.truncated
-        && let Some(last) = page.entries.last()
-    {
-        w.key("NextKeyMarker", last.position());
-        if matches!(last, ListEntry::Object(_)) {
-            w.w.element("NextVersionIdMarker", "null");
+    if page.truncated {
+        match page.entries.last() {
+            Some(VersionEntry::Version(v)) => {
+                w.key("NextKeyMarker", &v.object.key);
+                w.w.element("NextVersionIdMarker", &v.version_id);
+            }
+            Some(VersionEntry::Prefix(prefix)) => w.key("NextKeyMarker", prefix),
+            None => {}
         }
     }
     w.w.element("MaxKeys", &p.max_keys.to_string());
@@ -253,16 +275,34 @@ pub async fn list_object_versions(app: &App, req: &mut S3Request) -> S3Result<S3
     }
     w.w.boolean("IsTruncated", page.truncated);
     for entry in &page.entries {
-        if let ListEntry::Object(o) = entry {
-            w.w.open("Version");
-            w.key("Key", &o.key);
-            w.w.element("VersionId", "null");
-            w.w.element("IsLatest", "true");
+        let VersionEntry::Version(v) = entry else {
+            continue;
+        };
+        let o = &v.object;
+        let element = if v.delete_marker {
+            "DeleteMarker"
+        } else {
+            "Version"
+        };
+        w.w.open(element);
+        w.key("Key", &o.key);
+        w.w.element("VersionId", &v.version_id);
+        w.w.boolean("IsLatest", v.is_latest);
+        if v.delete_marker {
+            w.w.element("LastModified", &xml::timestamp(o.modified_ms));
+            w.w.owner("Owner", &o.owner);
+        } else {
             w.object_fields(o, true);
-            w.w.close("Version");
+        }
+        w.w.close(element);
+    }
+    for entry in &page.entries {
+        if let VersionEntry::Prefix(prefix) = entry {
+            w.w.open("CommonPrefixes");
+            w.key("Prefix", prefix);
+            w.w.close("CommonPrefixes");
         }
     }
-    w.common_prefixes(&page);
     w.w.close("ListVersionsResult");
     Ok(xml_response(StatusCode::OK, w.w.finish()))
 }

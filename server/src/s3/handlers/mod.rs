@@ -4,16 +4,21 @@
 mod acl;
 mod bucket;
 mod copy;
+mod data;
 mod delete;
+mod encryption;
 mod list;
+mod lock;
 mod multipart;
 mod object;
+mod tagging;
+mod versions;
 
 use crate::acl::{Permission, Requester};
 use crate::app::App;
-use crate::meta::MetaError;
 use crate::meta::model::BucketRecord;
 use crate::meta::query;
+use crate::meta::{MetaError, Refusal, Rule};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::operation::Operation;
 use crate::s3::request::S3Request;
@@ -31,7 +36,23 @@ pub async fn dispatch(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         DeleteBucket => bucket::delete(app, req).await,
         HeadBucket => bucket::head(app, req).await,
         GetBucketLocation => bucket::location(app, req).await,
-        GetBucketVersioning => bucket::versioning(app, req).await,
+        GetBucketVersioning => versions::get_versioning(app, req).await,
+        PutBucketVersioning => versions::put_versioning(app, req).await,
+        GetObjectLockConfiguration => lock::get_configuration(app, req).await,
+        PutObjectLockConfiguration => lock::put_configuration(app, req).await,
+        GetObjectRetention => lock::get_retention(app, req).await,
+        PutObjectRetention => lock::put_retention(app, req).await,
+        GetObjectLegalHold => lock::get_legal_hold(app, req).await,
+        PutObjectLegalHold => lock::put_legal_hold(app, req).await,
+        GetBucketTagging => tagging::get_bucket(app, req).await,
+        PutBucketTagging => tagging::put_bucket(app, req).await,
+        DeleteBucketTagging => tagging::delete_bucket(app, req).await,
+        GetObjectTagging => tagging::get_object(app, req).await,
+        PutObjectTagging => tagging::put_object(app, req).await,
+        DeleteObjectTagging => tagging::delete_object(app, req).await,
+        GetBucketEncryption => encryption::get(app, req).await,
+        PutBucketEncryption => encryption::put(app, req).await,
+        DeleteBucketEncryption => encryption::delete(app, req).await,
         GetBucketAcl => acl::get_bucket_acl(app, req).await,
         PutBucketAcl => acl::put_bucket_acl(app, req).await,
         ListObjects => list::list_objects_v1(app, req).await,
@@ -70,14 +91,55 @@ pub fn meta_error(e: MetaError, bucket: &str, key: Option<&str>) -> S3Error {
             S3Error::new(S3ErrorCode::BucketNotEmpty).detail("BucketName", bucket)
         }
         MetaError::NoSuchKey => S3Error::no_such_key(key.unwrap_or_default()),
+        MetaError::NoSuchVersion => {
+            S3Error::new(S3ErrorCode::NoSuchVersion).detail("Key", key.unwrap_or_default())
+        }
+        MetaError::DeleteMarker { version_id } => delete_marker_error(true, &version_id),
         MetaError::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
         MetaError::PreconditionFailed => {
             S3Error::new(S3ErrorCode::PreconditionFailed).detail("Condition", "If-Match")
         }
         MetaError::SourceChanged => S3Error::new(S3ErrorCode::ConditionalRequestConflict),
-        MetaError::Rejected(e) => e,
+        MetaError::Rejected(refusal) => refusal_error(refusal),
         other => S3Error::internal(other),
     }
+}
+
+/// The S3 error for a rule a command broke.
+pub fn refusal_error(refusal: Refusal) -> S3Error {
+    let code = match refusal.rule {
+        Rule::InvalidPart => S3ErrorCode::InvalidPart,
+        Rule::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+        Rule::EntityTooSmall => S3ErrorCode::EntityTooSmall,
+        Rule::MalformedXml => S3ErrorCode::MalformedXML,
+        Rule::InvalidRequest => S3ErrorCode::InvalidRequest,
+        Rule::BadDigest => S3ErrorCode::BadDigest,
+        Rule::InvalidBucketState => S3ErrorCode::InvalidBucketState,
+        Rule::Locked => S3ErrorCode::AccessDenied,
+    };
+    let mut error = if refusal.message.is_empty() {
+        S3Error::new(code)
+    } else {
+        S3Error::with_message(code, refusal.message)
+    };
+    error.details = refusal.details;
+    error
+}
+
+/// A delete marker asked for by version id is 405; as the latest version
+/// of a key, 404 NoSuchKey. Both say so in `x-amz-delete-marker`.
+pub fn delete_marker_error(by_version: bool, version_id: &str) -> S3Error {
+    let error = if by_version {
+        S3Error::new(S3ErrorCode::MethodNotAllowed)
+            .detail("Method", "GET")
+            .detail("ResourceType", "DeleteMarker")
+            .header("allow", "DELETE")
+    } else {
+        S3Error::new(S3ErrorCode::NoSuchKey)
+    };
+    error
+        .header("x-amz-delete-marker", "true")
+        .header("x-amz-version-id", version_id)
 }
 
 pub async fn load_bucket(app: &App, name: &str) -> S3Result<BucketRecord> {
@@ -129,15 +191,39 @@ pub fn require_bucket_owner(req: &S3Request, bucket: &BucketRecord) -> S3Result<
     )
 }
 
-/// The extents of an object (or part) stored as one blob, if it has bytes.
-pub fn single_blob_extents(blob: Option<&BlobId>, length: u64) -> Vec<crate::meta::model::Extent> {
-    blob.into_iter()
-        .map(|blob| crate::meta::model::Extent {
-            blob: blob.clone(),
-            blob_offset: 0,
-            length,
-        })
-        .collect()
+/// The `versionId` a request names, if any: `null` or an id of this
+/// server's; anything else is refused before any lookup.
+pub fn version_param(req: &S3Request) -> S3Result<Option<String>> {
+    match req.param("versionId") {
+        None => Ok(None),
+        Some(v) if crate::meta::is_valid_version_id(v) => Ok(Some(v.to_string())),
+        Some(v) => Err(S3Error::invalid_argument("Invalid version id specified")
+            .detail("ArgumentName", "versionId")
+            .detail("ArgumentValue", v)),
+    }
+}
+
+/// `x-amz-version-id` on responses about a version, in buckets that have
+/// ever been versioned.
+pub fn version_header(response: &mut S3Response, bucket: &BucketRecord, version_id: Option<&str>) {
+    if bucket.settings.versioning.is_unversioned() {
+        return;
+    }
+    if let Some(v) = version_id.and_then(|v| http::HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert("x-amz-version-id", v);
+    }
+}
+
+/// Whether the requester may bypass GOVERNANCE retention: it must ask
+/// (`x-amz-bypass-governance-retention: true`) and be allowed, which without
+/// bucket policies means being the bucket's owner.
+pub fn bypasses_governance(req: &S3Request, bucket: &BucketRecord) -> bool {
+    req.header("x-amz-bypass-governance-retention")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        && req
+            .requester()
+            .owner()
+            .is_some_and(|o| o.id == bucket.owner.id)
 }
 
 pub fn require_authenticated(req: &S3Request) -> S3Result<&crate::acl::Owner> {

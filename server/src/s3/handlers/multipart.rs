@@ -4,23 +4,26 @@
 //! metadata that lists them in order.
 
 use super::copy::load_copy_source;
+use super::data::{StoredBody, extents_stream, pin_if_current, store_stream};
 use super::object::{
-    count_received, extents_stream, full_object_checksum, new_object_meta, pin_if_current,
-    store_body, store_stream, write_condition,
+    count_received, full_object_checksum, new_object_meta, open_object, store_body,
+    write_condition, write_encryption,
 };
 use super::{
     S3Response, authorized_bucket, check_key, empty_response, free_blobs, meta_error, now_ms,
-    request_bucket, require, single_blob_extents, xml_response,
+    request_bucket, require, version_header, xml_response,
 };
 use crate::acl::Permission;
 use crate::app::App;
 use crate::auth::sigv4::uri_encode;
-use crate::checksum::{ChecksumAlgorithm, ChecksumType, etag_of_md5};
+use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 use crate::meta::model::{CompletedPart, UploadEntry, UploadListQuery, UploadRecord};
-use crate::meta::{Command, query};
+use crate::meta::{Command, new_version_id, query};
 use crate::s3::body::{digest_only, read_small, requested_checksum};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::s3::object_lock;
 use crate::s3::request::S3Request;
+use crate::s3::sse::{self, WriteEncryption};
 use crate::s3::xml::{self, XmlWriter};
 use http::StatusCode;
 use http::header::HeaderValue;
@@ -59,11 +62,35 @@ async fn load_upload(app: &App, req: &S3Request) -> S3Result<UploadRecord> {
     }
 }
 
+/// The encryption an upload's parts get: the upload's, with the customer
+/// key the part request brought.
+fn part_encryption(app: &App, req: &S3Request, upload: &UploadRecord) -> S3Result<WriteEncryption> {
+    sse::check_upload_headers(req, &app.keyring, &upload.meta)?;
+    let customer = sse::upload_key(
+        req,
+        &upload.meta,
+        app.config.encryption.require_tls_for_sse_c,
+        true,
+    )?;
+    WriteEncryption::for_part(&app.keyring, upload.meta.encryption.as_ref(), customer)
+}
+
 pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Write).await?;
     let key = req.key()?.to_string();
     check_key(&key)?;
-    let meta = new_object_meta(app, req, &bucket)?;
+    let mut meta = new_object_meta(app, req, &bucket)?;
+    let initiated_ms = now_ms();
+    let lock = object_lock::from_headers(req, initiated_ms)?;
+    if !lock.is_empty() && bucket.settings.object_lock.is_none() {
+        return Err(S3Error::invalid_request(
+            "Bucket is missing ObjectLockConfiguration",
+        ));
+    }
+    // The bucket's default retention applies when the upload completes.
+    meta.retention = lock.retention;
+    meta.legal_hold = lock.legal_hold;
+    meta.encryption = write_encryption(app, req, &bucket)?.stored;
     let algorithm = match req.header("x-amz-checksum-algorithm") {
         None => None,
         Some(name) => Some(ChecksumAlgorithm::parse(name.trim()).ok_or_else(|| {
@@ -107,12 +134,13 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         id: uuid::Uuid::new_v4().simple().to_string(),
         bucket: bucket.name.clone(),
         key: key.clone(),
-        initiated_ms: now_ms(),
+        initiated_ms,
         meta,
         checksum_algorithm: algorithm,
         checksum_type: kind,
     };
     let id = upload.id.clone();
+    let encryption = upload.meta.encryption.clone();
     app.meta
         .execute(Command::CreateUpload(upload))
         .await
@@ -127,6 +155,7 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         insert(&mut response, "x-amz-checksum-algorithm", a.as_str());
         insert(&mut response, "x-amz-checksum-type", k.as_str());
     }
+    sse::write_response_headers(response.headers_mut(), encryption.as_ref());
     Ok(response)
 }
 
@@ -146,27 +175,24 @@ async fn commit_part(
     app: &App,
     upload: &UploadRecord,
     number: u32,
-    blob: Option<crate::storage::BlobId>,
-    digest: &crate::s3::body::BodyDigest,
-) -> S3Result<String> {
-    let etag = etag_of_md5(&digest.md5);
-    let extents = single_blob_extents(blob.as_ref(), digest.len);
+    stored: &StoredBody,
+) -> S3Result<()> {
     let command = Command::PutPart {
         upload_id: upload.id.clone(),
         number,
-        size: digest.len,
-        etag: etag.clone(),
+        size: stored.digest.len,
+        etag: stored.etag.clone(),
         modified_ms: now_ms(),
-        checksum: full_object_checksum(digest),
-        extents,
+        checksum: full_object_checksum(&stored.digest),
+        extents: stored.extents(),
     };
     match app.meta.execute(command).await {
         Ok(outcome) => {
             free_blobs(app, outcome.freed).await;
-            Ok(etag)
+            Ok(())
         }
         Err(e) => {
-            free_blobs(app, blob.into_iter().collect()).await;
+            free_blobs(app, stored.blobs()).await;
             Err(meta_error(e, &upload.bucket, Some(&upload.key)))
         }
     }
@@ -185,14 +211,16 @@ pub async fn upload_part(app: &App, req: &mut S3Request) -> S3Result<S3Response>
             sent.as_str().to_ascii_lowercase()
         )));
     }
+    let encryption = part_encryption(app, req, &upload)?;
     let max = MAX_PART_SIZE.min(app.config.limits.max_object_size.0);
-    let (blob, digest) = store_body(app, req, max, upload.checksum_algorithm).await?;
-    let etag = commit_part(app, &upload, number, blob, &digest).await?;
+    let stored = store_body(app, req, max, upload.checksum_algorithm, &encryption).await?;
+    commit_part(app, &upload, number, &stored).await?;
     let mut response = empty_response(StatusCode::OK);
-    insert(&mut response, "etag", &etag);
-    if let Some((algorithm, value)) = &digest.checksum {
+    insert(&mut response, "etag", &stored.etag);
+    if let Some((algorithm, value)) = &stored.digest.checksum {
         insert(&mut response, algorithm.header_name(), value);
     }
+    sse::write_response_headers(response.headers_mut(), upload.meta.encryption.as_ref());
     Ok(response)
 }
 
@@ -230,10 +258,11 @@ pub async fn upload_part_copy(app: &App, req: &mut S3Request) -> S3Result<S3Resp
     let number = part_number(req)?;
     authorized_bucket(app, req, Permission::Write).await?;
     let upload = load_upload(app, req).await?;
+    let encryption = part_encryption(app, req, &upload)?;
     let mut attempts = 0;
     let (source, _pins) = loop {
         let source = load_copy_source(app, req).await?;
-        if let Some(pins) = pin_if_current(app, &source).await? {
+        if let Some(pins) = pin_if_current(app, &source.object).await? {
             break (source, pins);
         }
         attempts += 1;
@@ -241,24 +270,28 @@ pub async fn upload_part_copy(app: &App, req: &mut S3Request) -> S3Result<S3Resp
             return Err(S3Error::new(S3ErrorCode::ServiceUnavailable));
         }
     };
-    let (start, length) = copy_range(req.header("x-amz-copy-source-range"), source.size)?;
+    let (start, length) = copy_range(req.header("x-amz-copy-source-range"), source.object.size)?;
     if length > MAX_PART_SIZE {
         return Err(S3Error::new(S3ErrorCode::EntityTooLarge));
     }
     // The part's ETag is the MD5 of the bytes it holds, so they are read
     // (and written as a blob of their own) once.
-    let stream = extents_stream(app.blobs.clone(), &source.extents, start, length);
+    let opened = open_object(app, &source.object, source.customer.as_ref())?;
+    let stream = extents_stream(app.blobs.clone(), opened, start, length);
     let (stream, slot) = digest_only(stream, upload.checksum_algorithm);
-    let (blob, digest) = store_stream(app, count_received(app, stream), slot).await?;
-    let etag = commit_part(app, &upload, number, blob, &digest).await?;
+    let stored = store_stream(app, count_received(app, stream), slot, &encryption).await?;
+    commit_part(app, &upload, number, &stored).await?;
     let mut w = XmlWriter::root("CopyPartResult");
     w.element("LastModified", &xml::timestamp(now_ms()));
-    w.element("ETag", &etag);
-    if let Some((algorithm, value)) = &digest.checksum {
+    w.element("ETag", &stored.etag);
+    if let Some((algorithm, value)) = &stored.digest.checksum {
         w.element(algorithm.xml_name(), value);
     }
     w.close("CopyPartResult");
-    Ok(xml_response(StatusCode::OK, w.finish()))
+    let mut response = xml_response(StatusCode::OK, w.finish());
+    source.version_header(&mut response);
+    sse::write_response_headers(response.headers_mut(), upload.meta.encryption.as_ref());
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -304,11 +337,29 @@ pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let upload_id = upload_id(req)?;
     // A completed upload is gone, but a retried completion of it must still
     // get its answer: the command decides.
-    let algorithm = match load_upload(app, req).await {
-        Ok(upload) => upload.checksum_algorithm,
+    let upload = match load_upload(app, req).await {
+        Ok(upload) => Some(upload),
         Err(e) if e.code == S3ErrorCode::NoSuchUpload => None,
         Err(e) => return Err(e),
     };
+    let algorithm = upload.as_ref().and_then(|u| u.checksum_algorithm);
+    if let Some(upload) = &upload {
+        sse::check_upload_headers(req, &app.keyring, &upload.meta)?;
+        // SSE-C keys are optional on completion, but must be the right one.
+        sse::upload_key(
+            req,
+            &upload.meta,
+            app.config.encryption.require_tls_for_sse_c,
+            false,
+        )?;
+    }
+    let modified_ms = now_ms();
+    let default_retention = bucket
+        .settings
+        .object_lock
+        .as_ref()
+        .and_then(|c| c.default_retention)
+        .map(|d| d.retention_from(modified_ms));
     let condition = write_condition(req)?;
     // On completion `x-amz-checksum-*` states the whole object's checksum,
     // not the request body's: take it out before the body is verified.
@@ -347,8 +398,10 @@ pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
             parts,
             min_part_size: app.config.multipart.min_part_size.0,
             condition,
-            modified_ms: now_ms(),
+            modified_ms,
             expected_checksum,
+            version_id: new_version_id(),
+            default_retention,
         })
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
@@ -374,7 +427,12 @@ pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         w.element("ChecksumType", checksum.kind.as_str());
     }
     w.close("CompleteMultipartUploadResult");
-    Ok(xml_response(StatusCode::OK, w.finish()))
+    let mut response = xml_response(StatusCode::OK, w.finish());
+    version_header(&mut response, &bucket, outcome.version_id.as_deref());
+    if let Some(upload) = &upload {
+        sse::write_response_headers(response.headers_mut(), upload.meta.encryption.as_ref());
+    }
+    Ok(response)
 }
 
 pub async fn abort(app: &App, req: &mut S3Request) -> S3Result<S3Response> {

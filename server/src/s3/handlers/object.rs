@@ -1,30 +1,36 @@
 //! PutObject, GetObject, HeadObject and GetObjectAttributes.
 
+use super::data::{
+    OpenExtent, StoredBody, extents_stream, open_extents, pin_if_current, start_stream,
+    store_stream,
+};
 use super::{
-    S3Response, authorized_bucket, check_key, free_blobs, meta_error, now_ms, request_bucket,
-    require, single_blob_extents, xml_response,
+    S3Response, authorized_bucket, check_key, delete_marker_error, free_blobs, meta_error, now_ms,
+    request_bucket, require, version_header, version_param, xml_response,
 };
 use crate::acl::{Acl, Owner, Permission, Requester};
 use crate::app::App;
-use crate::checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum, etag_of_md5};
-use crate::meta::model::{Extent, NewObject, ObjectMeta, ObjectRecord};
-use crate::meta::{Command, WriteCondition, query};
-use crate::s3::body::{BodyDigest, body_error, verified_body};
+use crate::checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};
+use crate::crypto::{CustomerKey, KeySource};
+use crate::meta::model::{BucketRecord, NewObject, ObjectMeta, ObjectRecord};
+use crate::meta::{Command, WriteCondition, new_version_id, query};
+use crate::s3::body::{BodyDigest, verified_body};
 use crate::s3::conditional::{Preconditions, check_read};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::headers::{
     acl_from_headers, apply_response_overrides, http_date, object_meta_from_headers,
     write_object_headers,
 };
+use crate::s3::object_lock;
 use crate::s3::range::{self, RangeRequest};
 use crate::s3::request::S3Request;
+use crate::s3::sse::{self, CustomerHeaders, WriteEncryption};
 use crate::s3::xml::XmlWriter;
-use crate::storage::{BlobId, BlobStore, BodyStream, PinGuard, StorageError};
+use crate::storage::BodyStream;
 use axum::body::Body;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use http::header::HeaderValue;
 use http::{HeaderMap, Response, StatusCode};
-use std::sync::Arc;
 
 /// The owner recorded for objects written without credentials (public-write buckets).
 pub fn anonymous_owner() -> Owner {
@@ -50,40 +56,16 @@ pub fn write_condition(req: &S3Request) -> S3Result<WriteCondition> {
     })
 }
 
-/// Streams a request body into a new blob. Returns the blob (none for an
-/// empty body) and what the body was.
+/// Streams a request body into a new blob, encrypted as `encryption` says.
 pub async fn store_body(
     app: &App,
     req: &mut S3Request,
     max_len: u64,
     default_checksum: Option<ChecksumAlgorithm>,
-) -> S3Result<(Option<BlobId>, BodyDigest)> {
+    encryption: &WriteEncryption,
+) -> S3Result<StoredBody> {
     let (stream, slot) = verified_body(req, max_len, default_checksum)?;
-    store_stream(app, count_received(app, stream), slot).await
-}
-
-/// Writes a digesting stream to a new blob; an empty stream stores no blob.
-pub async fn store_stream(
-    app: &App,
-    counted: BodyStream,
-    slot: crate::s3::body::DigestSlot,
-) -> S3Result<(Option<BlobId>, BodyDigest)> {
-    let blob = BlobId::random();
-    match app.blobs.put(&blob, counted).await {
-        Ok(_) => {}
-        Err(StorageError::Body(e)) => return Err(body_error(e)),
-        Err(e) => return Err(S3Error::internal(e)),
-    }
-    let digest = slot
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .ok_or_else(|| S3Error::internal("body ended without a digest"))?;
-    if digest.len == 0 {
-        let _ = app.blobs.delete(&blob).await;
-        return Ok((None, digest));
-    }
-    Ok((Some(blob), digest))
+    store_stream(app, count_received(app, stream), slot, encryption).await
 }
 
 pub fn count_received(app: &App, stream: BodyStream) -> BodyStream {
@@ -124,50 +106,83 @@ pub fn new_object_meta(
     Ok(meta)
 }
 
+/// The encryption of a new object in `bucket`, as its request asks (or the
+/// bucket's default).
+pub fn write_encryption(
+    app: &App,
+    req: &S3Request,
+    bucket: &BucketRecord,
+) -> S3Result<WriteEncryption> {
+    sse::plan_write(
+        &app.keyring,
+        req,
+        bucket,
+        app.config.encryption.require_tls_for_sse_c,
+    )
+}
+
+/// The response headers of a write that created a version.
+pub fn write_response(
+    bucket: &BucketRecord,
+    version_id: Option<&str>,
+    meta: &ObjectMeta,
+) -> S3Response {
+    let mut response = super::empty_response(StatusCode::OK);
+    version_header(&mut response, bucket, version_id);
+    sse::write_response_headers(response.headers_mut(), meta.encryption.as_ref());
+    response
+}
+
 pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Write).await?;
     let key = req.key()?.to_string();
     check_key(&key)?;
+    let modified_ms = now_ms();
     let mut meta = new_object_meta(app, req, &bucket)?;
+    let lock = object_lock::from_headers(req, modified_ms)?;
+    object_lock::require_integrity_header(req, &lock)?;
+    object_lock::apply_to_new_version(&mut meta, lock, &bucket, modified_ms)?;
+    let encryption = write_encryption(app, req, &bucket)?;
+    meta.encryption = encryption.stored.clone();
     let condition = write_condition(req)?;
 
-    let (blob, digest) = store_body(
+    let stored = store_body(
         app,
         req,
         app.config.limits.max_object_size.0,
         Some(ChecksumAlgorithm::Crc64Nvme),
+        &encryption,
     )
     .await?;
-    let etag = etag_of_md5(&digest.md5);
-    meta.checksum = full_object_checksum(&digest);
-    let extents = single_blob_extents(blob.as_ref(), digest.len);
+    meta.checksum = full_object_checksum(&stored.digest);
     let command = Command::PutObject {
         object: NewObject {
             bucket: bucket.name.clone(),
             key: key.clone(),
-            size: digest.len,
-            etag: etag.clone(),
-            modified_ms: now_ms(),
-            meta,
-            extents,
+            size: stored.digest.len,
+            etag: stored.etag.clone(),
+            modified_ms,
+            meta: meta.clone(),
+            extents: stored.extents(),
         },
         condition,
         source_id: None,
+        version_id: new_version_id(),
     };
     let outcome = match app.meta.execute(command).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            free_blobs(app, blob.into_iter().collect()).await;
+            free_blobs(app, stored.blobs()).await;
             return Err(meta_error(e, &bucket.name, Some(&key)));
         }
     };
     free_blobs(app, outcome.freed).await;
 
-    let mut response = super::empty_response(StatusCode::OK);
+    let mut response = write_response(&bucket, outcome.version_id.as_deref(), &meta);
     let headers = response.headers_mut();
-    insert(headers, "etag", &etag);
-    if digest.checksum_from_client
-        && let Some((algorithm, value)) = &digest.checksum
+    insert(headers, "etag", &stored.etag);
+    if stored.digest.checksum_from_client
+        && let Some((algorithm, value)) = &stored.digest.checksum
     {
         insert(headers, algorithm.header_name(), value);
         insert(
@@ -185,29 +200,67 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// Loads an object the requester may read; a missing key is 404 only for
-/// requesters allowed to list the bucket (otherwise 403, as S3 does).
-pub async fn readable_object(app: &App, req: &S3Request) -> S3Result<ObjectRecord> {
-    // Without versioning the only version is `null`.
-    if let Some(version) = req.param("versionId")
-        && version != "null"
-    {
-        return Err(S3Error::new(S3ErrorCode::NoSuchVersion).detail("VersionId", version));
-    }
+/// Loads the version a request names (the latest by default) for the
+/// requester to read. A missing key is 404 only for requesters allowed to
+/// list the bucket (otherwise 403, as S3 does); a delete marker is 404 as
+/// the latest version and 405 by version id.
+pub async fn readable_object(app: &App, req: &S3Request) -> S3Result<(BucketRecord, ObjectRecord)> {
+    let version = version_param(req)?;
     let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
-    let (name, lookup) = (bucket.name.clone(), key.clone());
+    let (name, lookup, wanted) = (bucket.name.clone(), key.clone(), version.clone());
     let object = app
         .meta
-        .read(move |c| query::get_object(c, &name, &lookup))
+        .read(move |c| query::get_object(c, &name, &lookup, wanted.as_deref()))
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
     let Some(object) = object else {
         require(bucket.acl.allows(req.requester(), Permission::Read))?;
-        return Err(S3Error::no_such_key(&key));
+        return Err(match version {
+            Some(v) => S3Error::new(S3ErrorCode::NoSuchVersion)
+                .detail("Key", &key)
+                .detail("VersionId", v),
+            // Nothing there, not even a delete marker (Ceph RGW says so too).
+            None => S3Error::no_such_key(&key).header("x-amz-delete-marker", "false"),
+        });
     };
+    if object.delete_marker {
+        require(bucket.acl.allows(req.requester(), Permission::Read))?;
+        return Err(delete_marker_error(version.is_some(), &object.version_id));
+    }
     require(object.meta.acl.allows(req.requester(), Permission::Read))?;
-    Ok(object)
+    Ok((bucket, object))
+}
+
+/// The customer key a read of `object` needs (and `headers` brought),
+/// checked against the object: 400 without it, 403 with another.
+pub fn read_key(
+    app: &App,
+    req: &S3Request,
+    headers: CustomerHeaders,
+    object: &ObjectRecord,
+) -> S3Result<Option<CustomerKey>> {
+    sse::read_key(
+        req,
+        headers,
+        &object.meta,
+        app.config.encryption.require_tls_for_sse_c,
+    )
+}
+
+/// Opens an object's extents for reading with the keyring and `customer`.
+pub fn open_object(
+    app: &App,
+    object: &ObjectRecord,
+    customer: Option<&CustomerKey>,
+) -> S3Result<Vec<OpenExtent>> {
+    open_extents(
+        &object.extents,
+        &KeySource {
+            keyring: &app.keyring,
+            customer,
+        },
+    )
 }
 
 /// Part `n` of an object as a byte range (`partNumber` reads).
@@ -249,38 +302,26 @@ pub fn preconditions(req: &S3Request) -> Preconditions<'_> {
     }
 }
 
-/// Pins the blobs of `object` for reading. `None` if the object was
-/// replaced or deleted since it was read: its blobs may already be gone.
-pub async fn pin_if_current(app: &App, object: &ObjectRecord) -> S3Result<Option<PinGuard>> {
-    let blobs = object.extents.iter().map(|e| e.blob.clone()).collect();
-    let guard = app.pins.pin(app.blobs.clone(), blobs);
-    let (bucket, key, id) = (object.bucket.clone(), object.key.clone(), object.id);
-    let current = app
-        .meta
-        .read(move |c| query::current_object_id(c, &bucket, &key))
-        .await
-        .map_err(|e| meta_error(e, &object.bucket, Some(&object.key)))?;
-    Ok((current == Some(id)).then_some(guard))
-}
-
 /// Times a read retries when the object keeps changing under it.
 const PIN_ATTEMPTS: usize = 10;
 
 pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Response> {
+    sse::refuse_managed_headers(req)?;
     let mut attempts = 0;
-    let (object, pins) = loop {
-        let object = readable_object(app, req).await?;
+    let (bucket, object, pins) = loop {
+        let (bucket, object) = readable_object(app, req).await?;
         if head || object.extents.is_empty() {
-            break (object, None);
+            break (bucket, object, None);
         }
         if let Some(pins) = pin_if_current(app, &object).await? {
-            break (object, Some(pins));
+            break (bucket, object, Some(pins));
         }
         attempts += 1;
         if attempts == PIN_ATTEMPTS {
             return Err(S3Error::new(S3ErrorCode::ServiceUnavailable));
         }
     };
+    let customer = read_key(app, req, sse::CUSTOMER, &object)?;
     let part_number = part_number_param(req)?;
     if part_number.is_some() && req.header("range").is_some() {
         return Err(S3Error::invalid_request(
@@ -372,7 +413,8 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
     let body = if head || length == 0 {
         Body::empty()
     } else {
-        let stream = extents_stream(app.blobs.clone(), &object.extents, start, length);
+        let opened = open_object(app, &object, customer.as_ref())?;
+        let stream = start_stream(extents_stream(app.blobs.clone(), opened, start, length)).await?;
         let counter = app.metrics.bytes_sent.clone();
         // The pins live as long as the body: until it is sent or dropped.
         Body::from_stream(stream.inspect(move |item| {
@@ -385,48 +427,8 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
+    version_header(&mut response, &bucket, Some(&object.version_id));
     Ok(response)
-}
-
-/// Streams bytes `start..start+length` of an object made of `extents`,
-/// opening each blob only when the previous one is done.
-pub fn extents_stream(
-    blobs: Arc<dyn BlobStore>,
-    extents: &[Extent],
-    start: u64,
-    length: u64,
-) -> BodyStream {
-    let end = start + length;
-    let mut pieces = Vec::new();
-    let mut offset = 0u64;
-    for extent in extents {
-        let extent_end = offset + extent.length;
-        if extent_end > start && offset < end {
-            let from = start.max(offset);
-            let to = end.min(extent_end);
-            pieces.push((
-                extent.blob.clone(),
-                extent.blob_offset + (from - offset),
-                to - from,
-            ));
-        }
-        offset = extent_end;
-        if offset >= end {
-            break;
-        }
-    }
-    futures::stream::iter(pieces)
-        .then(move |(blob, offset, length)| {
-            let blobs = blobs.clone();
-            async move {
-                blobs.get(&blob, offset, length).await.map_err(|e| {
-                    tracing::error!(%blob, error = %e, "cannot read blob of a stored object");
-                    std::io::Error::other(e)
-                })
-            }
-        })
-        .try_flatten()
-        .boxed()
 }
 
 const OBJECT_ATTRIBUTES: [&str; 5] = [
@@ -438,7 +440,8 @@ const OBJECT_ATTRIBUTES: [&str; 5] = [
 ];
 
 pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let object = readable_object(app, req).await?;
+    let (bucket, object) = readable_object(app, req).await?;
+    read_key(app, req, sse::CUSTOMER, &object)?;
     let wanted: Vec<String> = req
         .headers
         .get_all("x-amz-object-attributes")
@@ -530,5 +533,6 @@ pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
         "last-modified",
         &http_date(object.modified_ms),
     );
+    version_header(&mut response, &bucket, Some(&object.version_id));
     Ok(response)
 }

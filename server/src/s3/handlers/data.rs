@@ -1,0 +1,242 @@
+//! Object bytes on their way to and from the blob store: request bodies
+//! become blobs (sealed under a fresh data key when the write is
+//! encrypted), and an object's extents become one plaintext stream
+//! (opening sealed blobs chunk by chunk). Reads pin the blobs they stream.
+
+use crate::app::App;
+use crate::checksum::etag_of_md5;
+use crate::crypto::{CryptoError, DataKey, KeySource, Seal, read_sealed, seal_body};
+use crate::meta::model::{Extent, ObjectRecord};
+use crate::meta::query;
+use crate::s3::body::{BodyDigest, DigestSlot, body_error};
+use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::s3::sse::WriteEncryption;
+use crate::storage::{BlobId, BlobStore, BodyStream, PinGuard, StorageError};
+use futures::{StreamExt, TryStreamExt};
+use std::sync::Arc;
+
+/// A body written as a blob.
+pub struct StoredBody {
+    /// None for an empty body, which needs no blob.
+    pub blob: Option<BlobId>,
+    /// What the plaintext was (length, MD5, checksum).
+    pub digest: BodyDigest,
+    pub seal: Option<Seal>,
+    pub etag: String,
+}
+
+impl StoredBody {
+    /// The extents of an object (or part) made of this one blob.
+    pub fn extents(&self) -> Vec<Extent> {
+        self.blob
+            .iter()
+            .map(|blob| Extent {
+                blob: blob.clone(),
+                blob_offset: 0,
+                length: self.digest.len,
+                seal: self.seal.clone(),
+            })
+            .collect()
+    }
+
+    pub fn blobs(&self) -> Vec<BlobId> {
+        self.blob.iter().cloned().collect()
+    }
+}
+
+pub fn crypto_error(e: CryptoError) -> S3Error {
+    match e {
+        CryptoError::WrongKey => S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "The provided customer encryption key does not match the key the object was stored with.",
+        ),
+        CryptoError::CustomerKeyRequired => S3Error::invalid_request(
+            "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
+        ),
+        CryptoError::UnknownMasterKey(id) => {
+            tracing::error!(key = %id, "an object's data key is wrapped by a master key missing from the keyring");
+            S3Error::with_message(
+                S3ErrorCode::InternalError,
+                "The object's encryption key is not available on this server.",
+            )
+        }
+        other => S3Error::internal(other),
+    }
+}
+
+/// Writes a digesting stream (already verified as it flows) to a new blob,
+/// encrypted as `encryption` says; an empty stream stores no blob.
+pub async fn store_stream(
+    app: &App,
+    stream: BodyStream,
+    slot: DigestSlot,
+    encryption: &WriteEncryption,
+) -> S3Result<StoredBody> {
+    let blob = BlobId::random();
+    let (stream, data_key) = match encryption.wrapping() {
+        None => (stream, None),
+        Some(_) => {
+            let (sealed, key) = seal_body(stream).map_err(crypto_error)?;
+            (sealed, Some(key))
+        }
+    };
+    match app.blobs.put(&blob, stream).await {
+        Ok(_) => {}
+        Err(StorageError::Body(e)) => return Err(body_error(e)),
+        Err(e) => return Err(S3Error::internal(e)),
+    }
+    let digest = slot
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or_else(|| S3Error::internal("body ended without a digest"))?;
+    let sealed = match (encryption.wrapping(), &data_key) {
+        (Some(wrapping), Some(key)) if digest.len > 0 => Some(
+            wrapping
+                .wrap(&app.keyring, key, digest.len)
+                .map_err(crypto_error),
+        ),
+        _ => None,
+    };
+    let seal = match sealed.transpose() {
+        Ok(seal) => seal,
+        Err(e) => {
+            let _ = app.blobs.delete(&blob).await;
+            return Err(e);
+        }
+    };
+    let etag = match etag_for(app, &digest.md5, encryption) {
+        Ok(etag) => etag,
+        Err(e) => {
+            let _ = app.blobs.delete(&blob).await;
+            return Err(e);
+        }
+    };
+    if digest.len == 0 {
+        let _ = app.blobs.delete(&blob).await;
+        return Ok(StoredBody {
+            blob: None,
+            digest,
+            seal: None,
+            etag,
+        });
+    }
+    Ok(StoredBody {
+        blob: Some(blob),
+        digest,
+        seal,
+        etag,
+    })
+}
+
+/// The ETag of written bytes: their MD5, or for SSE-C and SSE-KMS a keyed
+/// digest of it that reveals nothing about the plaintext.
+pub fn etag_for(app: &App, md5: &[u8], encryption: &WriteEncryption) -> S3Result<String> {
+    match encryption.wrapping() {
+        Some(wrapping) if encryption.opaque_etag() => Ok(etag_of_md5(
+            &wrapping
+                .etag_digest(&app.keyring, md5)
+                .map_err(crypto_error)?,
+        )),
+        _ => Ok(etag_of_md5(md5)),
+    }
+}
+
+/// An extent ready to read: its data key opened, if it is sealed.
+pub struct OpenExtent {
+    extent: Extent,
+    key: Option<Arc<DataKey>>,
+}
+
+/// Opens the data keys of `extents` (each once) with `keys`, before any byte
+/// is sent, so a missing or wrong key is an error response, not a cut body.
+pub fn open_extents(extents: &[Extent], keys: &KeySource) -> S3Result<Vec<OpenExtent>> {
+    extents
+        .iter()
+        .map(|extent| {
+            let key = match &extent.seal {
+                None => None,
+                Some(seal) => Some(Arc::new(keys.unwrap(seal).map_err(crypto_error)?)),
+            };
+            Ok(OpenExtent {
+                extent: extent.clone(),
+                key,
+            })
+        })
+        .collect()
+}
+
+/// Streams plaintext bytes `start..start+length` of an object made of
+/// `extents`, opening each blob only when the previous one is done.
+pub fn extents_stream(
+    blobs: Arc<dyn BlobStore>,
+    extents: Vec<OpenExtent>,
+    start: u64,
+    length: u64,
+) -> BodyStream {
+    let end = start + length;
+    let mut pieces = Vec::new();
+    let mut offset = 0u64;
+    for open in extents {
+        let extent_end = offset + open.extent.length;
+        if extent_end > start && offset < end {
+            let from = start.max(offset);
+            let to = end.min(extent_end);
+            let blob_offset = open.extent.blob_offset + (from - offset);
+            pieces.push((open, blob_offset, to - from));
+        }
+        offset = extent_end;
+        if offset >= end {
+            break;
+        }
+    }
+    futures::stream::iter(pieces)
+        .then(move |(open, offset, length)| {
+            let blobs = blobs.clone();
+            async move {
+                let blob = &open.extent.blob;
+                let stream = match (&open.key, &open.extent.seal) {
+                    (Some(key), Some(seal)) => {
+                        read_sealed(&*blobs, blob, key, seal.blob_len, offset, length).await
+                    }
+                    _ => blobs.get(blob, offset, length).await,
+                };
+                stream.map_err(|e| {
+                    tracing::error!(%blob, error = %e, "cannot read blob of a stored object");
+                    std::io::Error::other(e)
+                })
+            }
+        })
+        .try_flatten()
+        .boxed()
+}
+
+/// Reads the first piece of `stream` before the response is committed:
+/// a blob that is missing or fails authentication becomes a 500 instead of
+/// a 200 with a cut body.
+pub async fn start_stream(mut stream: BodyStream) -> S3Result<BodyStream> {
+    match stream.next().await {
+        None => Ok(futures::stream::empty().boxed()),
+        Some(Ok(first)) => Ok(futures::stream::once(async { Ok(first) })
+            .chain(stream)
+            .boxed()),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "cannot read a stored object");
+            Err(S3Error::new(S3ErrorCode::InternalError))
+        }
+    }
+}
+
+/// Pins the blobs of `object` for reading. `None` if that version was
+/// removed since it was read: its blobs may already be gone.
+pub async fn pin_if_current(app: &App, object: &ObjectRecord) -> S3Result<Option<PinGuard>> {
+    let blobs = object.extents.iter().map(|e| e.blob.clone()).collect();
+    let guard = app.pins.pin(app.blobs.clone(), blobs);
+    let id = object.id;
+    let exists = app
+        .meta
+        .read(move |c| query::version_exists(c, id))
+        .await
+        .map_err(|e| super::meta_error(e, &object.bucket, Some(&object.key)))?;
+    Ok(exists.then_some(guard))
+}
