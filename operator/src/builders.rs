@@ -359,6 +359,9 @@ pub fn server_container(bsc: &BleepStoreCluster) -> Container {
     if spec.tls.is_some() {
         mounts.push(mount("tls", &paths.tls_dir(), true));
     }
+    if spec.encryption.is_some() {
+        mounts.push(mount("encryption", &paths.encryption_dir(), true));
+    }
     env.extend(spec.container.env.iter().cloned());
 
     Container {
@@ -478,6 +481,19 @@ pub fn pod_template(bsc: &BleepStoreCluster) -> PodTemplateSpec {
     }
     if let Some(tls) = &spec.tls {
         volumes.push(secret_volume("tls", &tls.secret_name, None));
+    }
+    if let Some(encryption) = &spec.encryption {
+        // Only the listed keys are mounted, each under its id.
+        let items = encryption
+            .keys
+            .iter()
+            .map(|id| key_to_path(id, id))
+            .collect();
+        volumes.push(secret_volume(
+            "encryption",
+            &encryption.secret_name,
+            Some(items),
+        ));
     }
     if spec.storage.backend != BackendKind::Local {
         // Metadata and temp files still need a writable directory.

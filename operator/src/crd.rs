@@ -114,6 +114,12 @@ pub struct BleepStoreClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
 
+    /// Master keys for server-side encryption with server-managed keys
+    /// (SSE-S3, SSE-KMS). Without them such requests are refused; SSE-C
+    /// needs no keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSpec>,
+
     /// Where the pods may run.
     #[serde(default)]
     pub scheduling: SchedulingSpec,
@@ -421,6 +427,34 @@ pub struct TlsSpec {
     /// A `kubernetes.io/tls` Secret (keys `tls.crt` and `tls.key`).
     #[schemars(length(min = 1))]
     pub secret_name: String,
+}
+
+/// The encryption keyring: one Secret whose entries are master keys named by
+/// their id, each 32 bytes as base64 or 64 hex digits
+/// (`openssl rand -base64 32`). Changing `keys` or `defaultKey` rolls the pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(
+    validation = Rule::new("size(self.keys) > 0").message("encryption.keys must name at least one key"),
+    validation = Rule::new("!has(self.defaultKey) || self.defaultKey in self.keys").message("encryption.defaultKey must be one of encryption.keys"),
+    validation = Rule::new("has(self.defaultKey) || size(self.keys) == 1").message("encryption.defaultKey is required when encryption.keys names more than one key")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSpec {
+    /// The Secret holding the keys.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// Ids of the keys in the keyring, each an entry of the Secret. Keep old
+    /// keys listed until no data uses them (see docs/encryption.md).
+    #[schemars(length(max = 64))]
+    pub keys: Vec<String>,
+    /// The key new objects are wrapped with (required with several keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_key: Option<String>,
+    /// Refuse SSE-C requests that did not arrive over TLS (default true).
+    /// A TLS-terminating Ingress that sets `X-Forwarded-Proto: https` counts
+    /// as TLS.
+    #[serde(default = "default_true")]
+    pub require_tls_for_sse_c: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]

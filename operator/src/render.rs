@@ -56,6 +56,9 @@ impl Paths {
     pub fn tls_dir(&self) -> PathBuf {
         self.secrets_dir.join("tls")
     }
+    pub fn encryption_dir(&self) -> PathBuf {
+        self.secrets_dir.join("encryption")
+    }
 }
 
 /// Why a spec cannot be rendered into a config the server accepts.
@@ -107,6 +110,21 @@ pub fn server_config(
         config.auth.secret_key_file = Some(paths.credentials_dir().join(SECRET_KEY_KEY));
     }
     config.auth.admin_token_file = Some(paths.internal_dir().join(ADMIN_TOKEN_KEY));
+
+    if let Some(encryption) = &spec.encryption {
+        config.encryption.keys = encryption
+            .keys
+            .iter()
+            .map(|id| bc::MasterKeyConfig {
+                id: id.clone(),
+                value: None,
+                file: Some(paths.encryption_dir().join(id)),
+                env: None,
+            })
+            .collect();
+        config.encryption.default_key = encryption.default_key.clone();
+        config.encryption.require_tls_for_sse_c = encryption.require_tls_for_sse_c;
+    }
 
     config.logging.level = spec.logging.level.clone();
     config.logging.format = match spec.logging.format {

@@ -314,6 +314,32 @@ fn tls_mounts_the_certificate() {
 }
 
 #[test]
+fn encryption_mounts_only_the_listed_keys() {
+    let s =
+        sts(json!({"encryption": {"secretName": "keys", "keys": ["a", "b"], "defaultKey": "a"}}));
+    let pod = &s["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "encryption")
+        .unwrap();
+    assert_eq!(volume["secret"]["secretName"], "keys");
+    assert_eq!(
+        volume["secret"]["items"],
+        json!([{"key": "a", "path": "a"}, {"key": "b", "path": "b"}])
+    );
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "encryption")
+        .unwrap();
+    assert_eq!(mount["mountPath"], "/var/run/bleepstore/encryption");
+    assert_eq!(mount["readOnly"], true);
+}
+
+#[test]
 fn plan_rolls_from_the_top_and_scales_without_rolling() {
     use bleepstore_operator::controller::{Current, plan};
     use bleepstore_operator::status::Motion;

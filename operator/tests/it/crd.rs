@@ -87,6 +87,20 @@ fn cel_ingress_needs_hosts() {
 }
 
 #[test]
+fn cel_encryption_keys_and_default() {
+    check(json!({"encryption": {"secretName": "k", "keys": ["a"]}})).unwrap();
+    check(json!({"encryption": {"secretName": "k", "keys": ["a", "b"], "defaultKey": "b"}}))
+        .unwrap();
+    let err = check(json!({"encryption": {"secretName": "k", "keys": []}})).unwrap_err();
+    assert!(err.contains("at least one key"), "{err}");
+    let err = check(json!({"encryption": {"secretName": "k", "keys": ["a", "b"]}})).unwrap_err();
+    assert!(err.contains("defaultKey is required"), "{err}");
+    let err = check(json!({"encryption": {"secretName": "k", "keys": ["a"], "defaultKey": "z"}}))
+        .unwrap_err();
+    assert!(err.contains("must be one of"), "{err}");
+}
+
+#[test]
 fn cel_storage_size_and_backend_are_immutable() {
     let old = json!({"storage": {"local": {"size": "1Gi"}}});
     check_update(old.clone(), old.clone()).unwrap();

@@ -35,6 +35,16 @@ fn load(spec: serde_json::Value, dir: &Path) -> bleepstore_config::Config {
         std::fs::create_dir_all(paths.secrets_dir.join(sub)).unwrap();
         std::fs::write(paths.secrets_dir.join(sub).join(key), format!("{value}\n")).unwrap();
     }
+    if let Some(encryption) = &obj.spec.encryption {
+        std::fs::create_dir_all(paths.encryption_dir()).unwrap();
+        for id in &encryption.keys {
+            std::fs::write(
+                paths.encryption_dir().join(id),
+                "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=\n",
+            )
+            .unwrap();
+        }
+    }
     std::fs::create_dir_all(&paths.config_dir).unwrap();
     std::fs::write(paths.config_file(), render::to_yaml(&config)).unwrap();
     // The env the pod spec gives the container (downward API resolved).
@@ -65,6 +75,14 @@ fn load(spec: serde_json::Value, dir: &Path) -> bleepstore_config::Config {
         expected.cluster.secret = loaded.cluster.secret.clone();
         expected.cluster.pod_name = loaded.cluster.pod_name.clone();
         expected.cluster.namespace = loaded.cluster.namespace.clone();
+        for (key, read) in expected
+            .encryption
+            .keys
+            .iter_mut()
+            .zip(&loaded.encryption.keys)
+        {
+            key.value = read.value.clone();
+        }
         expected
     });
     loaded
@@ -130,6 +148,30 @@ fn env_delivery_and_tls_are_accepted() {
     assert_eq!(config.auth.access_key.unwrap().expose(), "from-secret");
     let tls = config.server.tls.unwrap();
     assert_eq!(tls.cert_file, dir.join("run/tls/tls.crt"));
+}
+
+#[test]
+fn encryption_keys_come_from_the_mounted_secret() {
+    let dir = temp("encryption");
+    let config = load(
+        json!({"encryption": {"secretName": "keys", "keys": ["k-2026", "k-2025"], "defaultKey": "k-2026", "requireTlsForSseC": false}}),
+        &dir,
+    );
+    let keys = &config.encryption.keys;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys[0].file.as_deref(),
+        Some(dir.join("run/encryption/k-2026").as_path())
+    );
+    assert!(
+        keys.iter().all(|k| k.value.is_some()),
+        "the loader read the key files"
+    );
+    assert_eq!(config.encryption.effective_default_key(), Some("k-2026"));
+    assert!(!config.encryption.require_tls_for_sse_c);
+    // Without the section the server has no keyring and requires TLS for SSE-C.
+    let plain = load(json!({}), &temp("no-encryption"));
+    assert!(plain.encryption.keys.is_empty() && plain.encryption.require_tls_for_sse_c);
 }
 
 #[test]
