@@ -38,3 +38,17 @@ def xml_root(body: bytes) -> ET.Element:
     for el in root.iter():
         el.tag = strip_ns(el.tag)
     return root
+
+
+@contextlib.contextmanager
+def s3_error_in(codes: tuple[str, ...], status: int | None = None):
+    """Like s3_error, for errors where S3 implementations (or AWS's own
+    documentation and behaviour) disagree on the code: any of `codes`."""
+    with pytest.raises(ClientError) as info:
+        yield info
+    err = info.value.response
+    got = err.get("Error", {}).get("Code")
+    got_status = err.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    assert got in codes, f"expected one of {codes}, got {got} ({got_status}): {err}"
+    if status is not None:
+        assert got_status == status, f"expected HTTP {status} for {got}, got {got_status}"

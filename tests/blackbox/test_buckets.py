@@ -154,11 +154,6 @@ def test_get_bucket_versioning_unset(s3, bucket):
     assert "Status" not in r
 
 
-def test_put_bucket_versioning_not_implemented(s3, bucket):
-    with s3_error("NotImplemented", 501):
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-
-
 def test_operations_on_missing_bucket(s3):
     name = unique_name("nope")
     with s3_error("NoSuchBucket", 404):

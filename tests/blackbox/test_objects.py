@@ -296,10 +296,3 @@ def test_get_object_xml_error_document(raw, signed, bucket):
     assert err["Resource"] == f"/{bucket}/missing-key"
     assert err["RequestId"] == r.header("x-amz-request-id")
     assert r.header("content-type") == "application/xml"
-
-
-def test_tagging_header_is_refused_not_dropped(s3, bucket):
-    with s3_error("NotImplemented", 501):
-        s3.put_object(Bucket=bucket, Key="tagged", Body=b"x", Tagging="team=storage")
-    with s3_error("NoSuchKey", 404):
-        s3.get_object(Bucket=bucket, Key="tagged")

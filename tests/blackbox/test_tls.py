@@ -1,26 +1,12 @@
 """TLS on the S3 port (`server.tls`), as the operator configures it from a
 Kubernetes Secret: certificate and key files, HTTPS only."""
 
-import subprocess
-
 import boto3
 import pytest
 import urllib3
 from botocore.config import Config
 
 from conftest import ROOT_KEY, ROOT_SECRET
-
-
-@pytest.fixture
-def certificate(tmp_path):
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )
-    return cert, key
 
 
 def test_s3_over_https(private_server, certificate):
