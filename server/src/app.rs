@@ -53,6 +53,12 @@ impl App {
         let credentials = Credentials::from_config(&config);
         let keyring = Keyring::from_config(&config.encryption)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if keyring.is_empty() {
+            tracing::info!("no encryption keyring: SSE-S3 and SSE-KMS requests will be refused");
+        } else {
+            let ids: Vec<&str> = keyring.ids().collect();
+            tracing::info!(keys = ?ids, default = ?keyring.default_id(), "encryption keyring loaded");
+        }
         let auth_settings = AuthSettings {
             clock_skew: Duration::from_secs(config.limits.clock_skew_secs),
             max_presign_expiry: Duration::from_secs(config.limits.max_presign_expiry_secs),

@@ -815,3 +815,200 @@ async fn virtual_hosted_style_addressing() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     h.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn versions_delete_markers_and_tags() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
+    let h = start(Backend::Memory).await;
+    let c = &h.client;
+    c.create_bucket().bucket("versioned").send().await.unwrap();
+    c.put_bucket_versioning()
+        .bucket("versioned")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for body in ["one", "two"] {
+        let put = c
+            .put_object()
+            .bucket("versioned")
+            .key("k")
+            .body(ByteStream::from_static(body.as_bytes()))
+            .tagging(format!("n={body}"))
+            .send()
+            .await
+            .unwrap();
+        ids.push(put.version_id().unwrap().to_string());
+    }
+    assert_ne!(ids[0], ids[1]);
+    let deleted = c
+        .delete_object()
+        .bucket("versioned")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.delete_marker(), Some(true));
+    assert_eq!(
+        error_code(
+            &c.get_object()
+                .bucket("versioned")
+                .key("k")
+                .send()
+                .await
+                .unwrap_err()
+        ),
+        "NoSuchKey"
+    );
+    let old = c
+        .get_object()
+        .bucket("versioned")
+        .key("k")
+        .version_id(&ids[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.tag_count(), Some(1));
+    assert_eq!(body_of(old).await, b"one");
+    let listed = c
+        .list_object_versions()
+        .bucket("versioned")
+        .send()
+        .await
+        .unwrap();
+    let versions: Vec<&str> = listed
+        .versions()
+        .iter()
+        .filter_map(|v| v.version_id())
+        .collect();
+    assert_eq!(
+        versions,
+        vec![ids[1].as_str(), ids[0].as_str()],
+        "newest first"
+    );
+    assert_eq!(listed.delete_markers().len(), 1);
+    assert_eq!(listed.delete_markers()[0].is_latest(), Some(true));
+    c.put_object_tagging()
+        .bucket("versioned")
+        .key("k")
+        .version_id(&ids[1])
+        .tagging(
+            Tagging::builder()
+                .tag_set(Tag::builder().key("team").value("storage").build().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tags = c
+        .get_object_tagging()
+        .bucket("versioned")
+        .key("k")
+        .version_id(&ids[1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tag_set()[0].value(), "storage");
+    // Removing the delete marker brings "two" back.
+    let marker = listed.delete_markers()[0].version_id().unwrap();
+    c.delete_object()
+        .bucket("versioned")
+        .key("k")
+        .version_id(marker)
+        .send()
+        .await
+        .unwrap();
+    let current = c
+        .get_object()
+        .bucket("versioned")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.version_id(), Some(ids[1].as_str()));
+    assert_eq!(body_of(current).await, b"two");
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_side_encryption_round_trips() {
+    use aws_sdk_s3::types::ServerSideEncryption;
+    use base64::Engine;
+    let h = start_with(Backend::Memory, |config| {
+        config.encryption.keys = vec![bleepstore_config::MasterKeyConfig {
+            id: "k1".into(),
+            value: Some(Secret::new("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=")),
+            file: None,
+            env: None,
+        }];
+        config.encryption.require_tls_for_sse_c = false;
+    })
+    .await;
+    let c = &h.client;
+    c.create_bucket().bucket("enc").send().await.unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let put = c
+        .put_object()
+        .bucket("enc")
+        .key("s3")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.server_side_encryption(),
+        Some(&ServerSideEncryption::Aes256)
+    );
+    let ranged = c
+        .get_object()
+        .bucket("enc")
+        .key("s3")
+        .range("bytes=65530-131080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ranged.server_side_encryption(),
+        Some(&ServerSideEncryption::Aes256)
+    );
+    assert_eq!(body_of(ranged).await, &data[65530..=131080]);
+
+    let key = [9u8; 32];
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key_b64 = b64.encode(key);
+    let md5_b64 = b64.encode(<md5::Md5 as md5::Digest>::digest(key));
+    c.put_object()
+        .bucket("enc")
+        .key("c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key_b64)
+        .sse_customer_key_md5(&md5_b64)
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        c.get_object().bucket("enc").key("c").send().await.is_err(),
+        "needs the key"
+    );
+    let got = c
+        .get_object()
+        .bucket("enc")
+        .key("c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key_b64)
+        .sse_customer_key_md5(&md5_b64)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.sse_customer_key_md5(), Some(md5_b64.as_str()));
+    assert_eq!(body_of(got).await, data);
+    h.server.shutdown().await;
+}

@@ -61,16 +61,22 @@ struct Sealer {
     key: LessSafeKey,
     buffer: BytesMut,
     index: u64,
+    /// The tag of the chunk just yielded, yielded next.
+    tag: Option<Bytes>,
     input_done: bool,
     failed: bool,
 }
 
 impl Sealer {
+    /// Encrypts a chunk in place and keeps its tag for the next item, so no
+    /// chunk is copied to make room for the tag.
     fn seal(&mut self, mut chunk: BytesMut) -> Result<Bytes, std::io::Error> {
-        self.key
-            .seal_in_place_append_tag(nonce(self.index), Aad::from(CHUNK_AAD), &mut chunk)
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce(self.index), Aad::from(CHUNK_AAD), &mut chunk)
             .map_err(|_| CryptoError::Random)?;
         self.index += 1;
+        self.tag = Some(Bytes::copy_from_slice(tag.as_ref()));
         Ok(chunk.freeze())
     }
 }
@@ -84,10 +90,14 @@ pub fn seal_stream(input: BodyStream, key: &DataKey) -> BodyStream {
         key: key.cipher(),
         buffer: BytesMut::new(),
         index: 0,
+        tag: None,
         input_done: false,
         failed: false,
     };
     futures::stream::unfold(sealer, |mut s| async move {
+        if let Some(tag) = s.tag.take() {
+            return Some((Ok(tag), s));
+        }
         if s.failed {
             return None;
         }

@@ -253,12 +253,7 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
         } => {
             let versioning = bucket_settings(tx, &object.bucket)?.versioning;
             if let Some(source_id) = source_id {
-                let exists: bool = tx.query_row(
-                    "SELECT EXISTS(SELECT 1 FROM objects WHERE id = ?1)",
-                    [source_id],
-                    |r| r.get(0),
-                )?;
-                if !exists {
+                if !super::query::version_exists(tx, *source_id)? {
                     return Err(MetaError::SourceChanged);
                 }
             }

@@ -119,7 +119,7 @@ pub struct Metadata {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.set_prepared_statement_cache_capacity(64);
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 
@@ -231,11 +231,11 @@ impl Inner {
 /// Records, in the same transaction, that one more command was applied, so a
 /// crash never leaves the metadata and the applied index out of step.
 fn bump_applied_index(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO state(name, value) VALUES ('applied_index', 1)
          ON CONFLICT(name) DO UPDATE SET value = value + 1",
-        [],
-    )?;
+    )?
+    .execute([])?;
     Ok(())
 }
 

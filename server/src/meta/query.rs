@@ -77,11 +77,10 @@ fn bucket_from_row(row: &rusqlite::Row) -> rusqlite::Result<Result<BucketRecord,
 const BUCKET_COLUMNS: &str = "name, owner_id, owner_name, region, created_ms, acl, settings";
 
 pub fn get_bucket(conn: &Connection, name: &str) -> Result<Option<BucketRecord>, MetaError> {
-    conn.query_row(
-        &format!("SELECT {BUCKET_COLUMNS} FROM buckets WHERE name = ?1"),
-        [name],
-        bucket_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {BUCKET_COLUMNS} FROM buckets WHERE name = ?1"
+    ))?
+    .query_row([name], bucket_from_row)
     .optional()?
     .transpose()
 }
@@ -108,11 +107,9 @@ pub fn get_object(
     let Some(version) = super::versions::resolve(conn, bucket, key, version_id)? else {
         return Ok(None);
     };
-    let (modified_ms, meta): (i64, String) = conn.query_row(
-        "SELECT modified_ms, meta FROM objects WHERE id = ?1",
-        [version.id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (modified_ms, meta): (i64, String) = conn
+        .prepare_cached("SELECT modified_ms, meta FROM objects WHERE id = ?1")?
+        .query_row([version.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let extents = super::versions::read_extents(
         conn,
         "SELECT blob, blob_offset, length, seal FROM extents WHERE object_id = ?1 ORDER BY seq",
@@ -136,11 +133,9 @@ pub fn get_object(
 /// Whether the version stored under row `id` still exists (its blobs are
 /// still referenced by it).
 pub fn version_exists(conn: &Connection, id: i64) -> Result<bool, MetaError> {
-    Ok(conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM objects WHERE id = ?1)",
-        [id],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM objects WHERE id = ?1)")?
+        .query_row([id], |r| r.get(0))?)
 }
 
 /// The smallest byte string greater than every string that starts with
@@ -191,64 +186,56 @@ pub fn list_objects(
     let (mut lower, mut lower_inclusive) =
         resume_after(&query.prefix, delimiter, query.after.as_deref());
 
-    let batch = (query.max_keys + 1).min(1000) as i64;
-    // Only current, non-deleted versions: the `objects_visible` partial index.
+    // Only current, non-deleted versions: the `objects_visible` partial
+    // index. Rows are stepped lazily, so a rolled-up prefix costs one row
+    // and a new seek past it.
     let mut stmt_incl = conn.prepare_cached(
         "SELECT key, size, etag, modified_ms, meta FROM objects INDEXED BY objects_visible
          WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
            AND is_latest = 1 AND delete_marker = 0
-         ORDER BY key LIMIT ?4",
+         ORDER BY key",
     )?;
     let mut stmt_excl = conn.prepare_cached(
         "SELECT key, size, etag, modified_ms, meta FROM objects INDEXED BY objects_visible
          WHERE bucket = ?1 AND key > ?2 AND (?3 IS NULL OR key < ?3)
            AND is_latest = 1 AND delete_marker = 0
-         ORDER BY key LIMIT ?4",
+         ORDER BY key",
     )?;
-
-    'pages: loop {
+    loop {
         let stmt = if lower_inclusive {
             &mut stmt_incl
         } else {
             &mut stmt_excl
         };
-        let rows = stmt
-            .query_map(params![bucket, lower, upper, batch], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let fetched = rows.len() as i64;
-        for (raw_key, size, etag, modified_ms, meta) in rows {
+        let mut rows = stmt.query(params![bucket, lower, upper])?;
+        let mut skip_to = None;
+        while let Some(row) = rows.next()? {
             if page.entries.len() == query.max_keys {
                 page.truncated = true;
-                break 'pages;
+                return Ok(page);
             }
-            let key = key_text(raw_key)?;
+            let key = key_text(row.get(0)?)?;
             if let Some(common) = common_prefix(&key, &query.prefix, delimiter) {
-                lower = prefix_end(common.as_bytes());
-                lower_inclusive = true;
+                skip_to = Some(prefix_end(common.as_bytes()));
                 page.entries.push(ListEntry::Prefix(common.to_string()));
-                // Everything else under this prefix is skipped by a new seek.
-                continue 'pages;
+                break;
             }
-            lower = key.as_bytes().to_vec();
-            lower_inclusive = false;
             page.entries.push(ListEntry::Object(summary(
                 key,
-                size,
-                etag,
-                modified_ms,
-                &meta,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                &row.get::<_, String>(4)?,
             )?));
         }
-        if fetched < batch {
-            break;
+        drop(rows);
+        // Everything else under a rolled-up prefix is skipped by a new seek.
+        match skip_to {
+            Some(next) => {
+                lower = next;
+                lower_inclusive = true;
+            }
+            None => break,
         }
     }
     Ok(page)
@@ -339,85 +326,68 @@ pub fn list_versions(
         }
         _ => None,
     };
-    let batch = (query.max_keys + 1).min(1000) as i64;
     const COLUMNS: &str =
-        "key, id, version_id, is_latest, delete_marker, size, etag, modified_ms, meta";
+        "key, version_id, is_latest, delete_marker, size, etag, modified_ms, meta";
     let mut stmt_within = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM objects INDEXED BY objects_by_age
-         WHERE bucket = ?1 AND key = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4"
+         WHERE bucket = ?1 AND key = ?2 AND id < ?3 ORDER BY id DESC"
     ))?;
     let mut stmt_incl = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM objects INDEXED BY objects_by_age
          WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
-         ORDER BY key, id DESC LIMIT ?4"
+         ORDER BY key, id DESC"
     ))?;
     let mut stmt_excl = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM objects INDEXED BY objects_by_age
          WHERE bucket = ?1 AND key > ?2 AND (?3 IS NULL OR key < ?3)
-         ORDER BY key, id DESC LIMIT ?4"
+         ORDER BY key, id DESC"
     ))?;
-    type Row = (Vec<u8>, i64, String, bool, bool, i64, String, i64, String);
-    let read = |r: &rusqlite::Row| -> rusqlite::Result<Row> {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-        ))
-    };
-    'pages: loop {
-        let rows: Vec<Row> = match &within {
-            Some((key, id)) => stmt_within
-                .query_map(params![bucket, key, id, batch], read)?
-                .collect::<Result<_, _>>()?,
-            None if lower_inclusive => stmt_incl
-                .query_map(params![bucket, lower, upper, batch], read)?
-                .collect::<Result<_, _>>()?,
-            None => stmt_excl
-                .query_map(params![bucket, lower, upper, batch], read)?
-                .collect::<Result<_, _>>()?,
+    loop {
+        // Rows are stepped lazily: a page reads only what it returns, plus
+        // one row and a seek per rolled-up prefix.
+        let mut rows = match &within {
+            Some((key, id)) => stmt_within.query(params![bucket, key, id])?,
+            None if lower_inclusive => stmt_incl.query(params![bucket, lower, upper])?,
+            None => stmt_excl.query(params![bucket, lower, upper])?,
         };
-        let fetched = rows.len() as i64;
-        let finishing_key = within.is_some();
-        for (raw_key, id, version_id, is_latest, delete_marker, size, etag, modified_ms, meta) in
-            rows
-        {
+        let mut skip_to = None;
+        while let Some(row) = rows.next()? {
             if page.entries.len() == query.max_keys {
                 page.truncated = true;
-                break 'pages;
+                return Ok(page);
             }
-            let key = key_text(raw_key.clone())?;
+            let key = key_text(row.get(0)?)?;
             if let Some(common) = common_prefix(&key, &query.prefix, delimiter) {
-                lower = prefix_end(common.as_bytes());
-                lower_inclusive = true;
-                within = None;
+                skip_to = Some(prefix_end(common.as_bytes()));
                 page.entries.push(VersionEntry::Prefix(common.to_string()));
-                continue 'pages;
+                break;
             }
-            lower = raw_key.clone();
-            lower_inclusive = false;
-            within = Some((raw_key, id));
             page.entries.push(VersionEntry::Version(VersionSummary {
-                object: summary(key, size, etag, modified_ms, &meta)?,
-                version_id,
-                is_latest,
-                delete_marker,
+                version_id: row.get(1)?,
+                is_latest: row.get(2)?,
+                delete_marker: row.get(3)?,
+                object: summary(
+                    key,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    &row.get::<_, String>(7)?,
+                )?,
             }));
         }
-        if fetched < batch {
-            if finishing_key {
-                // That key is done; go on with the keys after it.
-                within = None;
-                continue;
+        drop(rows);
+        match (skip_to, within.take()) {
+            (Some(next), _) => {
+                lower = next;
+                lower_inclusive = true;
             }
-            break;
+            // The marker's key is done; go on with the keys after it.
+            (None, Some((key, _))) => {
+                lower = key;
+                lower_inclusive = false;
+            }
+            (None, None) => break,
         }
-        // A full batch: go on (inside the last key first, if it had more).
     }
     Ok(page)
 }

@@ -106,10 +106,8 @@ pub fn load_meta(conn: &Connection, id: i64) -> Result<ObjectMeta, MetaError> {
 }
 
 pub fn store_meta(tx: &Transaction, id: i64, meta: &ObjectMeta) -> Result<(), MetaError> {
-    tx.execute(
-        "UPDATE objects SET meta = ?2 WHERE id = ?1",
-        params![id, encode_json(meta)?],
-    )?;
+    tx.prepare_cached("UPDATE objects SET meta = ?2 WHERE id = ?1")?
+        .execute(params![id, encode_json(meta)?])?;
     Ok(())
 }
 
@@ -139,8 +137,7 @@ pub fn push(
             object.etag,
             object.modified_ms,
             encode_json(&object.meta)?
-        ],
-    )?;
+    ])?;
     let id = tx.last_insert_rowid();
     insert_extents(
         tx,
@@ -149,10 +146,10 @@ pub fn push(
         &object.extents,
     )?;
     if !delete_marker {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE buckets SET object_count = object_count + 1, byte_count = byte_count + ?2 WHERE name = ?1",
-            params![object.bucket, object.size as i64],
-        )?;
+        )?
+        .execute(params![object.bucket, object.size as i64])?;
     }
     Ok(id)
 }
@@ -172,20 +169,22 @@ pub fn remove(
         "SELECT blob FROM extents WHERE object_id = ?1",
         &[&version.id],
     )?;
-    tx.execute("DELETE FROM extents WHERE object_id = ?1", [version.id])?;
-    tx.execute("DELETE FROM objects WHERE id = ?1", [version.id])?;
+    tx.prepare_cached("DELETE FROM extents WHERE object_id = ?1")?
+        .execute([version.id])?;
+    tx.prepare_cached("DELETE FROM objects WHERE id = ?1")?
+        .execute([version.id])?;
     if !version.delete_marker {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE buckets SET object_count = object_count - 1, byte_count = byte_count - ?2 WHERE name = ?1",
-            params![bucket, version.size],
-        )?;
+        )?
+        .execute(params![bucket, version.size])?;
     }
     if version.is_latest && promote {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE objects SET is_latest = 1 WHERE id = (
                  SELECT id FROM objects WHERE bucket = ?1 AND key = ?2 ORDER BY id DESC LIMIT 1)",
-            params![bucket, key.as_bytes()],
-        )?;
+        )?
+        .execute(params![bucket, key.as_bytes()])?;
     }
     Ok(blobs)
 }
