@@ -252,10 +252,10 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
             version_id,
         } => {
             let versioning = bucket_settings(tx, &object.bucket)?.versioning;
-            if let Some(source_id) = source_id {
-                if !super::query::version_exists(tx, *source_id)? {
-                    return Err(MetaError::SourceChanged);
-                }
+            if let Some(source_id) = source_id
+                && !super::query::version_exists(tx, *source_id)?
+            {
+                return Err(MetaError::SourceChanged);
             }
             check_write_condition(tx, condition, &object.bucket, &object.key)?;
             let (id, created, freed) = write_version(tx, object, versioning, version_id)?;
