@@ -31,6 +31,8 @@ use crate::render::{self, Names, Paths, RenderError};
 
 pub const MANAGER: &str = "bleepstore-operator";
 pub const CONFIG_HASH_ANNOTATION: &str = "bleepstore.io/config-hash";
+/// Label of the ConfigMaps holding one config revision each.
+pub const CONFIG_REVISION_LABEL: &str = "bleepstore.io/config-revision";
 pub const DEFAULT_VOLUME_SIZE: &str = "10Gi";
 /// Server UID/GID in the images (distroless `nonroot`).
 pub const SERVER_UID: i64 = 65532;
@@ -47,8 +49,9 @@ pub fn names(bsc: &BleepStoreCluster) -> Names {
 pub fn client_service_name(bsc: &BleepStoreCluster) -> String {
     bsc.name_any()
 }
-pub fn config_map_name(bsc: &BleepStoreCluster) -> String {
-    format!("{}-config", bsc.name_any())
+/// The ConfigMap of one config revision (see [`config_revision`]).
+pub fn config_map_name(bsc: &BleepStoreCluster, rendered: &RenderedConfig) -> String {
+    format!("{}-config-{}", bsc.name_any(), config_revision(rendered))
 }
 pub fn internal_secret_name(bsc: &BleepStoreCluster) -> String {
     format!("{}-internal", bsc.name_any())
@@ -122,13 +125,31 @@ pub fn rendered_config(bsc: &BleepStoreCluster) -> Result<RenderedConfig, Render
     Ok(RenderedConfig { config, yaml })
 }
 
+/// A config revision: the hash of the config without the replica count
+/// (scaling does not make a new revision, and so rolls no pod).
+pub fn config_revision(rendered: &RenderedConfig) -> String {
+    let view = render::to_yaml(&render::hash_view(&rendered.config));
+    hex::encode(&Sha256::digest(view.as_bytes())[..8])
+}
+
+/// The ConfigMap of one config revision. It is immutable and named by its
+/// revision, so pods keep the config they started with until they are
+/// rolled onto a new one; unused revisions are garbage-collected. Its
+/// `cluster.replicas` is the count when the revision was made: membership is
+/// changed through the admin API, not by rewriting the file.
 pub fn config_map(bsc: &BleepStoreCluster, rendered: &RenderedConfig) -> ConfigMap {
+    let mut metadata = meta(bsc, config_map_name(bsc, rendered));
+    metadata
+        .labels
+        .get_or_insert_default()
+        .insert(CONFIG_REVISION_LABEL.into(), config_revision(rendered));
     ConfigMap {
-        metadata: meta(bsc, config_map_name(bsc)),
+        metadata,
         data: Some(BTreeMap::from([(
             render::CONFIG_KEY.to_string(),
             rendered.yaml.clone(),
         )])),
+        immutable: Some(true),
         ..Default::default()
     }
 }
@@ -431,8 +452,9 @@ fn default_affinity(bsc: &BleepStoreCluster) -> Affinity {
     }
 }
 
-/// The pod template without the config hash annotation.
-pub fn pod_template(bsc: &BleepStoreCluster) -> PodTemplateSpec {
+/// The pod template (mounting the config revision of `rendered`) without the
+/// config hash annotation.
+pub fn pod_template(bsc: &BleepStoreCluster, rendered: &RenderedConfig) -> PodTemplateSpec {
     let spec = &bsc.spec;
     let mut pod_labels = spec.pod.labels.clone();
     pod_labels.extend(labels(bsc));
@@ -440,7 +462,7 @@ pub fn pod_template(bsc: &BleepStoreCluster) -> PodTemplateSpec {
         Volume {
             name: "config".into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: config_map_name(bsc),
+                name: config_map_name(bsc, rendered),
                 ..Default::default()
             }),
             ..Default::default()
@@ -566,7 +588,7 @@ pub fn statefulset(
     partition: i32,
 ) -> StatefulSet {
     let spec = &bsc.spec;
-    let mut template = pod_template(bsc);
+    let mut template = pod_template(bsc, rendered);
     let hash = config_hash(rendered, &template);
     template
         .metadata
@@ -614,21 +636,26 @@ pub fn statefulset(
                 match_labels: Some(selector_labels(bsc)),
                 ..Default::default()
             },
+            // Only fields every API server keeps: one pod at a time is the
+            // default (maxUnavailable is behind a feature gate), and the
+            // claim retention policy is sent only when it is not the
+            // default Retain/Retain. A field the server drops would make
+            // every reconcile look like a change.
             update_strategy: Some(StatefulSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateStatefulSetStrategy {
                     partition: Some(partition),
-                    max_unavailable: Some(IntOrString::Int(1)),
+                    ..Default::default()
                 }),
             }),
             template,
             volume_claim_templates: claims,
-            persistent_volume_claim_retention_policy: Some(
-                StatefulSetPersistentVolumeClaimRetentionPolicy {
+            persistent_volume_claim_retention_policy: (local.delete_claims_on_scale_down
+                || local.delete_claims_on_delete)
+                .then(|| StatefulSetPersistentVolumeClaimRetentionPolicy {
                     when_scaled: Some(retain(local.delete_claims_on_scale_down)),
                     when_deleted: Some(retain(local.delete_claims_on_delete)),
-                },
-            ),
+                }),
             ..Default::default()
         },
         ..Default::default()
@@ -684,8 +711,17 @@ pub fn ingress(bsc: &BleepStoreCluster) -> Option<Ingress> {
         }),
         ..Default::default()
     };
-    let rules = spec
-        .hosts
+    // Virtual-hosted-style requests (`bucket.<domain>`) need the wildcard
+    // host of every configured domain as well.
+    let mut hosts = spec.hosts.clone();
+    for domain in &bsc.spec.domains {
+        for host in [domain.clone(), format!("*.{domain}")] {
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+    }
+    let rules = hosts
         .iter()
         .map(|host| IngressRule {
             host: Some(host.clone()),
@@ -705,7 +741,7 @@ pub fn ingress(bsc: &BleepStoreCluster) -> Option<Ingress> {
             rules: Some(rules),
             tls: spec.tls_secret_name.as_ref().map(|secret| {
                 vec![IngressTLS {
-                    hosts: Some(spec.hosts.clone()),
+                    hosts: Some(hosts.clone()),
                     secret_name: Some(secret.clone()),
                 }]
             }),

@@ -43,6 +43,7 @@ pub const DEFAULT_IMAGE_REPO: &str = "ghcr.io/bleepstore/bleepstore";
     ),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
     printcolumn(
         name = "Backend",
         type_ = "string",
@@ -54,6 +55,10 @@ pub const DEFAULT_IMAGE_REPO: &str = "ghcr.io/bleepstore/bleepstore";
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     )
+)]
+#[kube(
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter): it names Services and pods"),
+    validation = Rule::new("size(self.metadata.name) <= 50").message("metadata.name must be at most 50 characters: pod names and the labels derived from it must stay within 63")
 )]
 #[x_kube(validation = Rule::new("self.replicas >= 1").message("replicas must be at least 1"))]
 #[serde(rename_all = "camelCase")]
@@ -208,7 +213,9 @@ impl BackendKind {
     validation = Rule::new("(self.backend == 'aws') == has(self.aws)").message("storage.aws must be set exactly when backend is aws"),
     validation = Rule::new("(self.backend == 'azure') == has(self.azure)").message("storage.azure must be set exactly when backend is azure"),
     validation = Rule::new("(self.backend == 'gcs') == has(self.gcs)").message("storage.gcs must be set exactly when backend is gcs"),
-    validation = Rule::new("self.backend == oldSelf.backend").message("storage.backend is immutable")
+    validation = Rule::new("self.backend == oldSelf.backend").message("storage.backend is immutable"),
+    validation = Rule::new("(has(self.local) && has(self.local.size) ? string(self.local.size) : '10Gi') == (has(oldSelf.local) && has(oldSelf.local.size) ? string(oldSelf.local.size) : '10Gi')").message("storage.local.size is immutable: volume claim templates cannot change after creation (an unset size is 10Gi)"),
+    validation = Rule::new("(has(self.local) && has(self.local.storageClassName) ? self.local.storageClassName : '') == (has(oldSelf.local) && has(oldSelf.local.storageClassName) ? oldSelf.local.storageClassName : '')").message("storage.local.storageClassName is immutable: volume claim templates cannot change after creation (unset means the cluster default)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
@@ -226,11 +233,12 @@ pub struct StorageSpec {
     pub gcs: Option<GcsStorage>,
 }
 
-/// A PersistentVolumeClaim per pod holds blobs and metadata.
+/// A PersistentVolumeClaim per pod holds blobs and metadata. Size and
+/// StorageClass are fixed at creation (the StatefulSet's volume claim
+/// templates are immutable).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[x_kube(
-    validation = Rule::new("!has(oldSelf.size) || (has(self.size) && self.size == oldSelf.size)").message("storage.local.size is immutable once set"),
-    validation = Rule::new("!has(oldSelf.storageClassName) || (has(self.storageClassName) && self.storageClassName == oldSelf.storageClassName)").message("storage.local.storageClassName is immutable once set")
+    validation = Rule::new("!has(self.size) || string(self.size).matches('^[0-9]+([.][0-9]+)?([KMGTPE]i?)?$')").message("storage.local.size must be a quantity such as 10Gi, 500Mi or 1Ti")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LocalStorage {
@@ -359,7 +367,8 @@ impl ServiceType {
 }
 
 /// The client Service.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.s3Port != self.opsPort").message("service.s3Port and service.opsPort must differ"))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
     #[serde(default, rename = "type")]
@@ -543,6 +552,17 @@ impl Default for LoggingSpec {
 pub struct BleepStoreClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// One word for `kubectl get`: `Ready`, what is in progress, or the
+    /// reason it is degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Secrets the operator generated for this resource. One of them gone
+    /// is reported, not silently regenerated with new keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generated_secrets: Vec<String>,
+    /// The `bleepstore.io/regenerate-secrets` annotation value last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_regenerated: Option<String>,
     /// `Ready`, `Progressing`, `Degraded` (and `ServiceMonitor` when asked for).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

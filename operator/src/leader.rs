@@ -119,6 +119,33 @@ impl LeaseLock {
         }
     }
 
+    /// Gives the lease up (on shutdown), so a standby takes over at once
+    /// instead of after a whole lease duration: the holder is cleared, as
+    /// client-go's ReleaseOnCancel does. Only a lease we hold is touched.
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let mut spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        lease.spec = Some(spec);
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Someone else took it meanwhile: nothing of ours to release.
+            Err(e) if is_conflict(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Renews the lease until renewal fails for a whole lease duration;
     /// returns then (the caller must stop reconciling).
     pub async fn hold(&self) {

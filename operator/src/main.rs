@@ -108,7 +108,15 @@ async fn main() -> anyhow::Result<()> {
     }
     metrics.leader.set(1);
     tokio::select! {
-        _ = controller::run(client, namespace, ctx) => Ok(()),
+        // The controller stops on SIGTERM / SIGINT: hand the lease over.
+        _ = controller::run(client, namespace, ctx) => {
+            metrics.leader.set(0);
+            match lock.release().await {
+                Ok(()) => tracing::info!("released the leader lease"),
+                Err(e) => tracing::warn!(error = %e, "could not release the leader lease; a standby takes over when it expires"),
+            }
+            Ok(())
+        }
         _ = lock.hold() => {
             metrics.leader.set(0);
             anyhow::bail!("lost leadership; exiting so a fresh replica can take over")

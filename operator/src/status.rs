@@ -9,18 +9,47 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const SERVICE_MONITOR: &str = "ServiceMonitor";
 
+/// The longest condition message or Event note written: Events are refused
+/// above 1024 characters, and a condition should read as one sentence.
+pub const MAX_MESSAGE: usize = 512;
+
+/// `text` cut to at most `max` bytes on a character boundary, marked `…`.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// A problem that makes the resource Degraded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
     pub reason: String,
     pub message: String,
+    /// Worth retrying soon (the API, the admin API, a Secret that may
+    /// appear); a spec problem waits for the spec to change instead.
+    pub transient: bool,
 }
 
 impl Problem {
+    /// A problem that may go away by itself: retried with backoff.
     pub fn new(reason: &str, message: impl Into<String>) -> Self {
         Problem {
             reason: reason.into(),
-            message: message.into(),
+            message: truncate(&message.into(), MAX_MESSAGE),
+            transient: true,
+        }
+    }
+
+    /// A problem only a spec change fixes.
+    pub fn in_spec(reason: &str, message: impl Into<String>) -> Self {
+        Problem {
+            transient: false,
+            ..Problem::new(reason, message)
         }
     }
 }
@@ -44,6 +73,13 @@ pub enum Motion {
     },
     /// A rollout waits for the cluster to become healthy.
     RolloutBlocked(String),
+    /// A scale-down waits (the members to remove cannot be removed yet);
+    /// nothing was changed.
+    ScaleDownWaiting {
+        from: i32,
+        to: i32,
+        why: String,
+    },
 }
 
 /// Everything the status depends on.
@@ -63,6 +99,10 @@ pub struct Observed {
     pub current_config_hash: Option<String>,
     /// `Some(Ok)` created, `Some(Err(message))` skipped, `None` not asked for.
     pub service_monitor: Option<Result<(), String>>,
+    /// Secrets the operator generated (kept in status to tell a deleted one
+    /// from one never made).
+    pub generated_secrets: Vec<String>,
+    pub secrets_regenerated: Option<String>,
 }
 
 /// Sets a condition, keeping `lastTransitionTime` when the status is unchanged.
@@ -97,6 +137,19 @@ pub fn set_condition(
     }
 }
 
+/// One word for `kubectl get`'s STATUS column: the Degraded reason, else
+/// what is in progress, else `Ready` or why not.
+fn phase(conditions: &[Condition]) -> String {
+    let find = |t: &str| conditions.iter().find(|c| c.type_ == t);
+    match (find(DEGRADED), find(PROGRESSING), find(READY)) {
+        (Some(d), _, _) if d.status == "True" => d.reason.clone(),
+        (_, Some(p), _) if p.status == "True" => p.reason.clone(),
+        (_, _, Some(r)) if r.status == "True" => "Ready".into(),
+        (_, _, Some(r)) => r.reason.clone(),
+        _ => "Unknown".into(),
+    }
+}
+
 pub fn condition<'a>(status: &'a BleepStoreClusterStatus, type_: &str) -> Option<&'a Condition> {
     status.conditions.iter().find(|c| c.type_ == type_)
 }
@@ -125,6 +178,10 @@ pub fn compute(
     status.cluster_mode = observed.cluster_mode;
     if observed.raft.is_some() || !observed.cluster_mode {
         status.raft = observed.raft.clone();
+    }
+    status.generated_secrets = observed.generated_secrets.clone();
+    if observed.secrets_regenerated.is_some() {
+        status.secrets_regenerated = observed.secrets_regenerated.clone();
     }
 
     let conditions = &mut status.conditions;
@@ -168,6 +225,14 @@ pub fn compute(
             format!("{updated} of {replicas} pods updated"),
         ),
         Motion::RolloutBlocked(why) => (true, "RolloutWaiting", why.clone()),
+        Motion::ScaleDownWaiting { from, to, why } => (
+            true,
+            "ScaleDownWaiting",
+            truncate(
+                &format!("waiting to scale down from {from} to {to} replicas: {why}"),
+                MAX_MESSAGE,
+            ),
+        ),
     };
     set_condition(
         conditions,
@@ -233,6 +298,7 @@ pub fn compute(
             now,
         ),
     }
+    status.phase = Some(phase(&status.conditions));
     status
 }
 
@@ -264,11 +330,39 @@ mod tests {
             current_image: Some("img:1".into()),
             current_config_hash: Some("abc".into()),
             service_monitor: None,
+            generated_secrets: vec![],
+            secrets_regenerated: None,
         }
     }
 
     fn get<'a>(s: &'a BleepStoreClusterStatus, t: &str) -> &'a Condition {
         condition(s, t).unwrap()
+    }
+
+    #[test]
+    fn phase_names_the_problem_then_the_motion_then_readiness() {
+        let s = compute(None, &observed(), &at(10));
+        assert_eq!(s.phase.as_deref(), Some("Ready"));
+        let mut o = observed();
+        o.motion = Motion::ScaleDownWaiting {
+            from: 3,
+            to: 1,
+            why: "the admin API is unreachable".into(),
+        };
+        let s = compute(None, &o, &at(10));
+        assert_eq!(s.phase.as_deref(), Some("ScaleDownWaiting"));
+        assert!(get(&s, PROGRESSING).message.contains("from 3 to 1"));
+        o.problem = Some(Problem::new("AdminApiUnreachable", "x".repeat(5000)));
+        let s = compute(None, &o, &at(10));
+        assert_eq!(s.phase.as_deref(), Some("AdminApiUnreachable"));
+        assert!(get(&s, DEGRADED).message.len() <= MAX_MESSAGE);
+        let mut o = observed();
+        o.ready_replicas = 1;
+        assert_eq!(
+            compute(None, &o, &at(1)).phase.as_deref(),
+            Some("ReplicasNotReady")
+        );
+        assert_eq!(truncate("héllo wörld", 9), "héllo…");
     }
 
     #[test]

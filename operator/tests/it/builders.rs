@@ -43,14 +43,10 @@ fn statefulset_for_a_local_three_node_cluster() {
     assert_eq!(claim["metadata"]["name"], "data");
     assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "20Gi");
     assert_eq!(claim["spec"]["storageClassName"], "fast");
-    assert_eq!(
-        spec["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
-        "Retain"
-    );
-    assert_eq!(
-        spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
-        "Retain"
-    );
+    // The default Retain/Retain policy and one-pod-at-a-time are left to
+    // the API server: fields it may drop are never sent.
+    assert!(spec["persistentVolumeClaimRetentionPolicy"].is_null());
+    assert!(spec["updateStrategy"]["rollingUpdate"]["maxUnavailable"].is_null());
     assert_eq!(
         spec["selector"]["matchLabels"],
         json!({"app.kubernetes.io/instance": "demo", "app.kubernetes.io/name": "bleepstore"})
@@ -230,7 +226,23 @@ fn config_map_holds_the_rendered_config() {
     let obj = bsc(json!({"region": "eu-central-1"}));
     let rendered = builders::rendered_config(&obj).unwrap();
     let cm = serde_json::to_value(builders::config_map(&obj, &rendered)).unwrap();
-    assert_eq!(cm["metadata"]["name"], "demo-config");
+    let name = cm["metadata"]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("demo-config-") && name.len() == "demo-config-".len() + 16,
+        "{name}"
+    );
+    assert_eq!(
+        cm["immutable"], true,
+        "a revision never changes under running pods"
+    );
+    assert_eq!(
+        cm["metadata"]["labels"]["bleepstore.io/config-revision"],
+        name.trim_start_matches("demo-config-")
+    );
+    // The pods mount exactly that revision.
+    let s = sts(json!({"region": "eu-central-1"}));
+    let volumes = s["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(volumes.iter().any(|v| v["configMap"]["name"] == name));
     let yaml = cm["data"]["config.yaml"].as_str().unwrap();
     assert!(yaml.contains("region: eu-central-1"), "{yaml}");
     assert!(yaml.contains("data_dir: /var/lib/bleepstore"), "{yaml}");
@@ -300,6 +312,29 @@ fn service_monitor_targets_the_ops_port() {
     assert_eq!(
         sm["spec"]["selector"]["matchLabels"]["bleepstore.io/service"],
         "headless"
+    );
+}
+
+#[test]
+fn ingress_routes_virtual_hosted_domains() {
+    let obj = bsc(json!({
+        "domains": ["s3.example.com"],
+        "ingress": {"hosts": ["s3.example.com", "other.example.com"], "tlsSecretName": "cert"},
+    }));
+    let ing = serde_json::to_value(builders::ingress(&obj).unwrap()).unwrap();
+    let hosts: Vec<&str> = ing["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hosts,
+        ["s3.example.com", "other.example.com", "*.s3.example.com"]
+    );
+    assert_eq!(
+        ing["spec"]["tls"][0]["hosts"],
+        json!(["s3.example.com", "other.example.com", "*.s3.example.com"])
     );
 }
 

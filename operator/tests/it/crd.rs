@@ -34,7 +34,10 @@ fn crd_has_names_columns_scale_and_status() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["Replicas", "Ready", "Backend", "Endpoint", "Age"]);
+    assert_eq!(
+        columns,
+        ["Replicas", "Ready", "Status", "Backend", "Endpoint", "Age"]
+    );
     let scale = &version["subresources"]["scale"];
     assert_eq!(scale["specReplicasPath"], ".spec.replicas");
     assert_eq!(scale["statusReplicasPath"], ".status.replicas");
@@ -101,7 +104,7 @@ fn cel_encryption_keys_and_default() {
 }
 
 #[test]
-fn cel_storage_size_and_backend_are_immutable() {
+fn cel_storage_size_class_and_backend_are_immutable_from_creation() {
     let old = json!({"storage": {"local": {"size": "1Gi"}}});
     check_update(old.clone(), old.clone()).unwrap();
     let err =
@@ -109,8 +112,29 @@ fn cel_storage_size_and_backend_are_immutable() {
     assert!(err.contains("size is immutable"), "{err}");
     let err = check_update(old.clone(), json!({"storage": {"local": {}}})).unwrap_err();
     assert!(err.contains("size is immutable"), "{err}");
-    // Setting it for the first time is allowed.
-    check_update(json!({"storage": {"local": {}}}), old.clone()).unwrap();
+    // Unset is 10Gi: stating the default is no change, anything else is.
+    check_update(json!({}), json!({"storage": {"local": {"size": "10Gi"}}})).unwrap();
+    let err = check_update(json!({"storage": {"local": {}}}), old.clone()).unwrap_err();
+    assert!(err.contains("size is immutable"), "{err}");
+    // The StorageClass cannot be added, changed or removed later: the
+    // StatefulSet's volume claim templates cannot.
+    let class = json!({"storage": {"local": {"storageClassName": "fast"}}});
+    check_update(class.clone(), class.clone()).unwrap();
+    for (before, after) in [
+        (json!({}), class.clone()),
+        (json!({"storage": {"local": {}}}), class.clone()),
+        (class.clone(), json!({"storage": {"local": {}}})),
+        (
+            class.clone(),
+            json!({"storage": {"local": {"storageClassName": "slow"}}}),
+        ),
+    ] {
+        let err = check_update(before.clone(), after.clone()).unwrap_err();
+        assert!(
+            err.contains("storageClassName is immutable"),
+            "{before} -> {after}: {err}"
+        );
+    }
     let err = check_update(
         json!({"storage": {"backend": "memory"}}),
         json!({"storage": {"backend": "local"}}),
@@ -119,6 +143,38 @@ fn cel_storage_size_and_backend_are_immutable() {
     assert!(err.contains("storage.backend is immutable"), "{err}");
     // Scaling is an ordinary update.
     check_update(json!({"replicas": 3}), json!({"replicas": 5})).unwrap();
+}
+
+#[test]
+fn cel_refuses_what_would_fail_later() {
+    for size in ["10Gi", "500Mi", "1.5Ti", "1073741824", "2G"] {
+        check(json!({"storage": {"local": {"size": size}}}))
+            .unwrap_or_else(|e| panic!("{size}: {e}"));
+    }
+    for size in ["lots", "10 Gi", "-1Gi", "1GiB"] {
+        let err = check(json!({"storage": {"local": {"size": size}}})).unwrap_err();
+        assert!(err.contains("must be a quantity"), "{size}: {err}");
+    }
+    let err = check(json!({"service": {"s3Port": 9001, "opsPort": 9001}})).unwrap_err();
+    assert!(err.contains("must differ"), "{err}");
+}
+
+fn named(name: &str) -> Result<(), String> {
+    let mut obj = bsc(json!({}));
+    obj.metadata.name = Some(name.into());
+    kube::core::cel::validate_cel(&obj).map_err(|e| format!("{e:?}"))
+}
+
+#[test]
+fn cel_names_must_make_valid_pod_and_service_names() {
+    named("store-1").unwrap();
+    named(&"a".repeat(50)).unwrap();
+    for bad in ["my.store", "1store", "Store", "store-", "a_b"] {
+        let err = named(bad).unwrap_err();
+        assert!(err.contains("DNS-1035"), "{bad}: {err}");
+    }
+    let err = named(&"a".repeat(51)).unwrap_err();
+    assert!(err.contains("at most 50"), "{err}");
 }
 
 #[test]

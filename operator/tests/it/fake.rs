@@ -21,10 +21,13 @@ pub struct State {
     pub objects: BTreeMap<String, Value>,
     /// `METHOD path` of every request, and `admin …` lines from the fake admin.
     pub log: Vec<String>,
-    /// Requests whose `METHOD path` contains the needle fail with the status.
-    pub failures: Vec<(String, u16)>,
+    /// Requests whose `METHOD path` contains the needle fail with the status
+    /// and message.
+    pub failures: Vec<(String, u16, String)>,
     /// Resource plurals the API server does not know (CRD not installed).
     pub unknown: Vec<String>,
+    /// The reason of every Event written (created, or patched as a series).
+    pub event_writes: Vec<String>,
     next_version: u64,
 }
 
@@ -95,7 +98,13 @@ impl FakeApi {
     }
 
     pub fn fail(&self, needle: &str, code: u16) {
-        self.lock().failures.push((needle.into(), code));
+        self.fail_with(needle, code, "injected failure");
+    }
+
+    pub fn fail_with(&self, needle: &str, code: u16, message: &str) {
+        self.lock()
+            .failures
+            .push((needle.into(), code, message.into()));
     }
 
     pub fn clear_log(&self) {
@@ -117,6 +126,7 @@ impl FakeApi {
     async fn handle(&self, request: Request<Body>) -> Response<Body> {
         let method = request.method().clone();
         let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or("").to_string();
         let content_type = request
             .headers()
             .get("content-type")
@@ -132,14 +142,28 @@ impl FakeApi {
                 .unwrap_or(Value::Null)
         };
         let mut state = self.lock();
+        if path.contains("/events") && (method == Method::POST || method == Method::PATCH) {
+            let reason = body["reason"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| {
+                    let stored = path.trim_end_matches("/status");
+                    state
+                        .objects
+                        .get(stored)
+                        .and_then(|e| e["reason"].as_str().map(str::to_string))
+                })
+                .unwrap_or_default();
+            state.event_writes.push(reason);
+        }
         let line = format!("{method} {path}");
         state.log.push(line.clone());
-        if let Some((_, code)) = state
+        if let Some((_, code, message)) = state
             .failures
             .iter()
-            .find(|(n, _)| line.contains(n.as_str()))
+            .find(|(n, _, _)| line.contains(n.as_str()))
         {
-            return status(*code, "InternalError", "injected failure");
+            return status(*code, "InternalError", message);
         }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         // /api/v1/namespaces/ns/plural[/name[/status]] or /apis/g/v/namespaces/ns/plural[/name[/status]]
@@ -162,10 +186,37 @@ impl FakeApi {
         state.next_version += 1;
         let version = state.next_version.to_string();
         match method {
-            Method::GET => match state.objects.get(&object_path) {
-                Some(obj) => ok(200, obj),
-                None => status(404, "NotFound", &format!("{path} not found")),
-            },
+            Method::GET if state.objects.contains_key(&object_path) => {
+                ok(200, &state.objects[&object_path])
+            }
+            // A list: the objects directly under the collection path that
+            // match the label selector (`k=v` and `k` terms).
+            Method::GET if is_collection(rest) => {
+                let selector = label_selector(&query);
+                let prefix = format!("{object_path}/");
+                let items: Vec<Value> = state
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                    .filter(|(_, v)| selector_matches(&selector, &v["metadata"]["labels"]))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                ok(
+                    200,
+                    &json!({"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}),
+                )
+            }
+            Method::GET => status(404, "NotFound", &format!("{path} not found")),
+            // The API server refuses Event notes above 1024 characters.
+            Method::POST
+                if plural == "events" && body["note"].as_str().is_some_and(|n| n.len() > 1024) =>
+            {
+                status(
+                    422,
+                    "Invalid",
+                    "note: Too long: may not be longer than 1024",
+                )
+            }
             Method::POST => {
                 let name = body["metadata"]["name"].as_str().unwrap_or("").to_string();
                 let key = format!("{path}/{name}");
@@ -228,6 +279,9 @@ impl FakeApi {
                 }
                 obj["metadata"]["generation"] = json!(generation);
                 obj["metadata"]["resourceVersion"] = json!(version);
+                if plural == "statefulsets" {
+                    server_defaults(&mut obj);
+                }
                 state.objects.insert(object_path, obj.clone());
                 ok(if existing.is_some() { 200 } else { 201 }, &obj)
             }
@@ -241,12 +295,81 @@ impl FakeApi {
     }
 }
 
+fn is_collection(rest: &[&str]) -> bool {
+    // [plural] or [namespaces, ns, plural]
+    rest.len() == 1 || (rest.first() == Some(&"namespaces") && rest.len() == 3)
+}
+
+fn label_selector(query: &str) -> Vec<(String, Option<String>)> {
+    let Some(raw) = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("labelSelector="))
+    else {
+        return Vec::new();
+    };
+    let decoded = percent_decode(raw);
+    decoded
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (t.to_string(), None),
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn selector_matches(selector: &[(String, Option<String>)], labels: &Value) -> bool {
+    selector.iter().all(|(k, v)| match v {
+        Some(v) => labels[k].as_str() == Some(v.as_str()),
+        None => !labels[k].is_null(),
+    })
+}
+
+/// What a real API server does to an applied StatefulSet that the operator
+/// must not mistake for a difference: fields defaulted, and a field behind
+/// a feature gate this server does not have dropped.
+fn server_defaults(sts: &mut Value) {
+    let spec = &mut sts["spec"];
+    if spec["revisionHistoryLimit"].is_null() {
+        spec["revisionHistoryLimit"] = json!(10);
+    }
+    if let Some(rolling) = spec["updateStrategy"]["rollingUpdate"].as_object_mut() {
+        rolling.remove("maxUnavailable");
+    }
+    if let Some(containers) = spec["template"]["spec"]["containers"].as_array_mut() {
+        for c in containers {
+            c["terminationMessagePath"] = json!("/dev/termination-log");
+        }
+    }
+}
+
 /// The fake admin API: a Raft group whose members the test controls.
 #[derive(Clone)]
 pub struct FakeAdmin {
     pub view: Arc<Mutex<ClusterView>>,
     pub api: FakeApi,
     pub fail_remove: Arc<Mutex<Option<u16>>>,
+    /// Every call fails as if nothing listened on the port.
+    pub unreachable: Arc<Mutex<bool>>,
 }
 
 impl FakeAdmin {
@@ -259,7 +382,7 @@ impl FakeAdmin {
                 members: (0..members)
                     .map(|id| Member {
                         id,
-                        address: format!("m{id}"),
+                        address: format!("demo-{id}.demo-hl.ns.svc.cluster.local:9001"),
                         voter: true,
                     })
                     .collect(),
@@ -267,6 +390,7 @@ impl FakeAdmin {
             })),
             api: api.clone(),
             fail_remove: Arc::new(Mutex::new(None)),
+            unreachable: Arc::new(Mutex::new(false)),
         }
     }
 
@@ -299,6 +423,11 @@ impl AdminApi for FakeAdmin {
     fn cluster<'a>(&'a self, _base: &'a str, token: &'a str) -> AdminFuture<'a, ClusterView> {
         assert!(!token.is_empty(), "the admin token is sent");
         self.log("admin cluster".into());
+        if *self.unreachable.lock().unwrap() {
+            return Box::pin(
+                async move { Err(AdminError::Unreachable("connection refused".into())) },
+            );
+        }
         let view = self.view.lock().unwrap().clone();
         Box::pin(async move { Ok(view) })
     }
@@ -446,6 +575,32 @@ impl Harness {
             .filter(|(k, _)| k.contains("/events/"))
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// The ConfigMaps of config revisions, by name.
+    pub fn config_maps(&self) -> BTreeMap<String, Value> {
+        self.api
+            .lock()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.starts_with("/api/v1/namespaces/ns/configmaps/"))
+            .map(|(_, v)| {
+                (
+                    v["metadata"]["name"].as_str().unwrap().to_string(),
+                    v.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// How many times an Event with `reason` was written.
+    pub fn event_count(&self, reason: &str) -> usize {
+        self.api
+            .lock()
+            .event_writes
+            .iter()
+            .filter(|r| *r == reason)
+            .count()
     }
 
     pub fn event_reasons(&self) -> Vec<String> {

@@ -33,10 +33,12 @@ async fn first_creation_makes_everything() {
     let action = h.reconcile().await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(10)));
 
+    let revisions: Vec<String> = h.config_maps().into_keys().collect();
+    assert_eq!(revisions.len(), 1, "{revisions:?}");
     for path in [
         format!("{NS_PATH}/secrets/demo-internal"),
         format!("{NS_PATH}/secrets/demo-credentials"),
-        format!("{NS_PATH}/configmaps/demo-config"),
+        format!("{NS_PATH}/configmaps/{}", revisions[0]),
         format!("{NS_PATH}/services/demo"),
         format!("{NS_PATH}/services/demo-hl"),
         STS_PATH.to_string(),
@@ -71,10 +73,7 @@ async fn first_creation_makes_everything() {
     // Events and status.
     let reasons = h.event_reasons();
     assert!(reasons.contains(&"Created".to_string()), "{reasons:?}");
-    assert!(
-        reasons.contains(&"CredentialsGenerated".to_string()),
-        "{reasons:?}"
-    );
+    assert_eq!(h.event_count("SecretGenerated"), 2, "{reasons:?}");
     assert_eq!(h.condition("Progressing")["reason"], "Creating");
     assert_eq!(h.condition("Ready")["status"], "False");
     let status = &h.api.get(BSC_PATH).unwrap()["status"];
@@ -83,6 +82,11 @@ async fn first_creation_makes_everything() {
     assert_eq!(
         status["selector"],
         "app.kubernetes.io/instance=demo,app.kubernetes.io/name=bleepstore"
+    );
+    assert_eq!(status["phase"], "Creating");
+    assert_eq!(
+        status["generatedSecrets"],
+        json!(["demo-internal", "demo-credentials"])
     );
 }
 
@@ -94,7 +98,11 @@ async fn settled_cluster_is_ready_and_second_pass_is_a_no_op() {
     let action = h.reconcile().await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
     assert_eq!(h.condition("Ready")["status"], "True");
+    assert_eq!(h.condition("Ready")["reason"], "AllReplicasReady");
     assert_eq!(h.condition("Progressing")["status"], "False");
+    assert_eq!(h.condition("Progressing")["reason"], "Stable");
+    assert_eq!(h.condition("Degraded")["status"], "False");
+    assert_eq!(h.condition("Degraded")["reason"], "AsExpected");
     let status = &h.api.get(BSC_PATH).unwrap()["status"];
     assert!(
         status["currentImage"]
@@ -103,29 +111,17 @@ async fn settled_cluster_is_ready_and_second_pass_is_a_no_op() {
             .starts_with("ghcr.io/bleepstore/bleepstore:")
     );
 
+    assert_eq!(status["phase"], "Ready");
+
     let before = h.api.lock().objects.clone();
     let events_before = h.events().len();
     h.api.clear_log();
     h.reconcile().await.unwrap();
-    // Only idempotent applies: nothing created, deleted, no status write, no event.
-    let writes = h.api.writes();
-    assert!(
-        writes
-            .iter()
-            .all(|w| w.starts_with("PATCH ") && !w.ends_with("/status")),
-        "{writes:?}"
-    );
+    // A steady cluster causes no writes at all, although the API server
+    // defaulted and dropped fields of what was applied (fake::server_defaults).
+    assert_eq!(h.api.writes(), Vec::<String>::new());
     assert_eq!(h.events().len(), events_before);
-    let after = h.api.lock().objects.clone();
-    for (path, obj) in &before {
-        let mut a = obj.clone();
-        let mut b = after[path].clone();
-        a["metadata"]["resourceVersion"] = Value::Null;
-        b["metadata"]["resourceVersion"] = Value::Null;
-        assert_eq!(a, b, "{path} changed on a no-op pass");
-    }
-    // Generated secrets are never overwritten.
-    assert!(!writes.iter().any(|w| w.contains("/secrets")));
+    assert_eq!(h.api.lock().objects, before);
 }
 
 #[tokio::test]
@@ -141,12 +137,28 @@ async fn user_secret_is_used_and_missing_one_degrades() {
         h.condition("Degraded")["reason"],
         "CredentialsSecretMissing"
     );
+    assert!(
+        h.condition("Degraded")["message"]
+            .as_str()
+            .unwrap()
+            .contains("mine")
+    );
+    // One Warning Event for the problem, not one per pass.
+    h.reconcile().await.unwrap();
+    assert_eq!(h.event_count("CredentialsSecretMissing"), 1);
+    let warning = h
+        .events()
+        .into_iter()
+        .find(|e| e["reason"] == "CredentialsSecretMissing")
+        .unwrap();
+    assert_eq!(warning["type"], "Warning");
     h.api.put(
         &format!("{NS_PATH}/secrets/mine"),
         json!({"metadata": {"name": "mine"}, "data": {}}),
     );
     h.reconcile().await.unwrap();
     assert_eq!(h.condition("Degraded")["status"], "False");
+    assert!(h.event_reasons().contains(&"Recovered".to_string()));
     let sts = h.sts();
     let volumes = sts["spec"]["template"]["spec"]["volumes"]
         .as_array()
@@ -218,13 +230,47 @@ async fn scale_down_removes_members_before_the_statefulset_shrinks() {
     assert_eq!(h.condition("Ready")["status"], "True");
 
     h.update_spec(|s| s["replicas"] = json!(1));
-    // Admin failure: nothing shrinks, the error surfaces.
+    // Admin failure: nothing changes, and the status says why.
     *h.admin.fail_remove.lock().unwrap() = Some(500);
+    let before = h.api.lock().objects.clone();
     h.api.clear_log();
-    let err = h.reconcile().await.unwrap_err();
-    assert!(err.to_string().contains("500"), "{err}");
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(5)),
+        "retried with backoff"
+    );
     assert_eq!(replicas(&h.sts()), 3);
+    let progressing = h.condition("Progressing");
+    assert_eq!(progressing["status"], "True");
+    assert_eq!(progressing["reason"], "ScaleDownWaiting");
+    let message = progressing["message"].as_str().unwrap();
+    assert!(
+        message.contains("from 3 to 1") && message.contains("500"),
+        "{message}"
+    );
     assert_eq!(h.condition("Degraded")["reason"], "AdminApiError");
+    assert_eq!(
+        h.api.get(BSC_PATH).unwrap()["status"]["phase"],
+        "AdminApiError"
+    );
+    // Only the status was written: no config, no StatefulSet, no Service.
+    let writes = h.api.writes();
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.ends_with("/status") || w.contains("/events") || w.starts_with("admin ")),
+        "{writes:?}"
+    );
+    for (path, obj) in &before {
+        if path != BSC_PATH && !path.contains("/events/") {
+            assert_eq!(
+                &h.api.get(path).unwrap(),
+                obj,
+                "{path} changed by a refused scale-down"
+            );
+        }
+    }
 
     *h.admin.fail_remove.lock().unwrap() = None;
     h.api.clear_log();
@@ -243,11 +289,10 @@ async fn scale_down_removes_members_before_the_statefulset_shrinks() {
     assert_eq!(replicas(&h.sts()), 1);
     assert_eq!(h.admin.member_ids(), vec![0]);
     assert!(h.event_reasons().contains(&"ScalingDown".to_string()));
-    // PVCs are retained by default.
-    assert_eq!(
-        h.sts()["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
-        "Retain"
-    );
+    assert_eq!(h.condition("Progressing")["reason"], "ScalingDown");
+    assert_eq!(h.condition("Degraded")["status"], "False");
+    // PVCs are retained by default (the API server's default policy).
+    assert!(h.sts()["spec"]["persistentVolumeClaimRetentionPolicy"].is_null());
 }
 
 #[tokio::test]
@@ -265,16 +310,29 @@ async fn config_change_rolls_one_pod_at_a_time_when_healthy() {
     assert_eq!(partition(&sts), 2, "only the highest ordinal first");
     assert_eq!(h.condition("Progressing")["reason"], "RollingUpdate");
     assert!(h.event_reasons().contains(&"RollingUpdate".to_string()));
-    let cm = h
-        .api
-        .get("/api/v1/namespaces/ns/configmaps/demo-config")
-        .unwrap();
+    // A new config revision; the old pods keep theirs until they roll.
+    let revisions = h.config_maps();
+    assert_eq!(revisions.len(), 2, "{:?}", revisions.keys());
+    let new_revision = h.sts()["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
-        cm["data"]["config.yaml"]
+        revisions[&new_revision]["data"]["config.yaml"]
             .as_str()
             .unwrap()
             .contains("level: debug")
     );
+    for (name, cm) in &revisions {
+        if *name != new_revision {
+            assert!(
+                !cm["data"]["config.yaml"]
+                    .as_str()
+                    .unwrap()
+                    .contains("level: debug")
+            );
+        }
+    }
 
     // Pod 2 not updated yet: wait.
     h.settle(3, 0);
@@ -304,6 +362,11 @@ async fn config_change_rolls_one_pod_at_a_time_when_healthy() {
     assert_eq!(h.condition("Progressing")["status"], "False");
     let status = &h.api.get(BSC_PATH).unwrap()["status"];
     assert_eq!(status["currentConfigHash"], hash(&h.sts()));
+    // Every pod on the new revision: the old one is collected.
+    assert_eq!(
+        h.config_maps().into_keys().collect::<Vec<_>>(),
+        vec![new_revision]
+    );
 }
 
 #[tokio::test]
@@ -339,7 +402,7 @@ async fn deletion_writes_nothing() {
 #[tokio::test]
 async fn api_errors_back_off_and_degrade() {
     let h = Harness::new(json!({"replicas": 1}), 1);
-    h.api.fail("PATCH /api/v1/namespaces/ns/configmaps", 500);
+    h.api.fail("POST /api/v1/namespaces/ns/configmaps", 500);
     let bsc = h.bsc();
     let err = h.reconcile().await.unwrap_err();
     assert_eq!(err.reason(), "KubeApiError");
@@ -362,7 +425,7 @@ async fn api_errors_back_off_and_degrade() {
     h.reconcile().await.unwrap();
     assert_eq!(h.condition("Degraded")["status"], "False");
     assert!(h.ctx.failures.lock().unwrap().is_empty());
-    assert_eq!(backoff(20), Duration::from_secs(300));
+    assert_eq!(backoff(20), Duration::from_secs(60), "capped at a minute");
     let metrics = h.ctx.metrics.encode();
     assert!(
         metrics.contains("reconcile_errors_total{reason=\"KubeApiError\"} 2"),
@@ -379,11 +442,7 @@ async fn cloud_backend_is_reported_unsupported() {
     let action = h.reconcile().await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
     assert!(h.api.get(STS_PATH).is_none());
-    assert!(
-        h.api
-            .get("/api/v1/namespaces/ns/configmaps/demo-config")
-            .is_none()
-    );
+    assert!(h.config_maps().is_empty());
     assert_eq!(h.condition("Degraded")["reason"], "BackendUnsupported");
     assert_eq!(h.condition("Ready")["reason"], "BackendUnsupported");
     assert_eq!(h.event_reasons(), vec!["BackendUnsupported".to_string()]);
@@ -460,4 +519,238 @@ async fn leader_lease_is_taken_renewed_and_respected() {
         .unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "b");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
+}
+
+#[tokio::test]
+async fn api_error_messages_are_short_and_reach_events_and_conditions() {
+    let h = Harness::new(json!({"replicas": 1}), 1);
+    let long = format!("admission webhook denied the request: {}", "x".repeat(4000));
+    h.api
+        .fail_with("PATCH /apis/apps/v1/namespaces/ns/statefulsets", 422, &long);
+    let err = h.reconcile().await.unwrap_err();
+    assert!(err.summary().len() <= 512, "{}", err.summary());
+    assert!(
+        err.summary().starts_with(
+            "applying StatefulSet demo: InternalError (422): admission webhook denied"
+        ),
+        "{}",
+        err.summary()
+    );
+    let degraded = h.condition("Degraded");
+    assert_eq!(degraded["reason"], "KubeApiError");
+    assert!(degraded["message"].as_str().unwrap().len() <= 512);
+    // The Warning Event was accepted (the fake refuses notes above 1024).
+    let events: Vec<Value> = h
+        .events()
+        .into_iter()
+        .filter(|e| e["reason"] == "KubeApiError")
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("admission webhook")
+    );
+}
+
+#[tokio::test]
+async fn unreachable_admin_api_is_a_condition_with_backoff_and_one_event() {
+    let h = Harness::new(json!({"replicas": 3}), 3);
+    h.reconcile().await.unwrap();
+    h.settle(3, 3);
+    *h.admin.unreachable.lock().unwrap() = true;
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        delays.push(h.reconcile().await.unwrap());
+    }
+    let degraded = h.condition("Degraded");
+    assert_eq!(degraded["reason"], "AdminApiUnreachable");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(
+        message.contains("http://fake-admin/admin/v1/cluster")
+            && message.contains("connection refused"),
+        "{message}"
+    );
+    assert_eq!(h.condition("Ready")["status"], "False");
+    assert_eq!(
+        delays,
+        [5, 10, 20, 40, 60, 60].map(|s| Action::requeue(Duration::from_secs(s))),
+        "backoff capped at a minute"
+    );
+    let warnings = h
+        .event_reasons()
+        .into_iter()
+        .filter(|r| r == "AdminApiUnreachable")
+        .count();
+    assert_eq!(warnings, 1, "one Warning per transition");
+    // Reachable again: recovered, and the backoff is reset.
+    *h.admin.unreachable.lock().unwrap() = false;
+    assert_eq!(
+        h.reconcile().await.unwrap(),
+        Action::requeue(Duration::from_secs(300))
+    );
+    assert_eq!(h.condition("Degraded")["status"], "False");
+    assert!(h.event_reasons().contains(&"Recovered".to_string()));
+}
+
+#[tokio::test]
+async fn scale_down_waits_while_the_admin_api_is_unreachable() {
+    let h = Harness::new(json!({"replicas": 3}), 3);
+    h.reconcile().await.unwrap();
+    h.settle(3, 3);
+    h.reconcile().await.unwrap();
+    let revisions = h.config_maps();
+    h.update_spec(|s| {
+        s["replicas"] = json!(1);
+        s["logging"] = json!({"level": "debug"});
+    });
+    *h.admin.unreachable.lock().unwrap() = true;
+    h.reconcile().await.unwrap();
+    assert_eq!(replicas(&h.sts()), 3);
+    assert_eq!(
+        h.config_maps(),
+        revisions,
+        "a refused change writes no config"
+    );
+    assert_eq!(h.condition("Progressing")["reason"], "ScaleDownWaiting");
+    assert_eq!(h.condition("Degraded")["reason"], "AdminApiUnreachable");
+    let status = &h.api.get(BSC_PATH).unwrap()["status"];
+    assert_eq!(status["replicas"], 3);
+    assert_eq!(status["phase"], "AdminApiUnreachable");
+}
+
+#[tokio::test]
+async fn a_deleted_generated_secret_is_reported_not_silently_regenerated() {
+    let h = Harness::new(json!({"replicas": 1}), 1);
+    h.reconcile().await.unwrap();
+    let path = format!("{NS_PATH}/secrets/demo-credentials");
+    let keys = h.api.get(&path).unwrap()["stringData"].clone();
+    h.api.lock().objects.remove(&path);
+    h.reconcile().await.unwrap();
+    assert!(h.api.get(&path).is_none(), "not recreated with new keys");
+    let degraded = h.condition("Degraded");
+    assert_eq!(degraded["reason"], "GeneratedSecretDeleted");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("bleepstore.io/regenerate-secrets")
+    );
+    assert!(
+        h.event_reasons()
+            .contains(&"GeneratedSecretDeleted".to_string())
+    );
+    // Asked for: new keys, once per annotation value.
+    {
+        let mut state = h.api.lock();
+        let bsc = state.objects.get_mut(BSC_PATH).unwrap();
+        bsc["metadata"]["annotations"] = json!({"bleepstore.io/regenerate-secrets": "2026-12-01"});
+    }
+    h.reconcile().await.unwrap();
+    let regenerated = h.api.get(&path).unwrap()["stringData"].clone();
+    assert_ne!(regenerated, keys);
+    assert!(h.event_reasons().contains(&"SecretRegenerated".to_string()));
+    assert_eq!(h.condition("Degraded")["status"], "False");
+    assert_eq!(
+        h.api.get(BSC_PATH).unwrap()["status"]["secretsRegenerated"],
+        "2026-12-01"
+    );
+    h.api.lock().objects.remove(&path);
+    h.reconcile().await.unwrap();
+    assert!(
+        h.api.get(&path).is_none(),
+        "the same annotation value does not regenerate twice"
+    );
+    assert_eq!(h.condition("Degraded")["reason"], "GeneratedSecretDeleted");
+}
+
+#[tokio::test]
+async fn member_conflicts_are_reported() {
+    let h = Harness::new(json!({"replicas": 1, "clusterMode": true}), 1);
+    h.reconcile().await.unwrap();
+    h.settle(1, 1);
+    h.reconcile().await.unwrap();
+    // Member 1 is registered under another address (a node that was
+    // replaced without being removed).
+    h.admin
+        .view
+        .lock()
+        .unwrap()
+        .members
+        .push(bleepstore_operator::admin::Member {
+            id: 1,
+            address: "somewhere-else:9001".into(),
+            voter: false,
+        });
+    h.update_spec(|s| s["replicas"] = json!(2));
+    h.reconcile().await.unwrap();
+    let message = h.condition("Degraded")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("somewhere-else:9001") && message.contains("demo-1.demo-hl"),
+        "{message}"
+    );
+    assert_eq!(h.condition("Degraded")["reason"], "MemberConflict");
+}
+
+#[tokio::test]
+async fn invalid_specs_that_reach_the_operator_are_reported() {
+    // The CRD refuses replicas 0; the reconciler still says why it stops.
+    let h = Harness::new(json!({"replicas": 0}), 1);
+    assert_eq!(
+        h.reconcile().await.unwrap(),
+        Action::requeue(Duration::from_secs(300))
+    );
+    assert_eq!(h.condition("Degraded")["reason"], "InvalidSpec");
+    assert!(h.api.get(STS_PATH).is_none());
+}
+
+#[test]
+fn secrets_map_to_the_clusters_using_them() {
+    use bleepstore_operator::controller::clusters_using;
+    use k8s_openapi::api::core::v1::Secret;
+    let user = std::sync::Arc::new(crate::bsc(
+        json!({"credentials": {"secretName": "keys"}, "encryption": {"secretName": "kr", "keys": ["a"]}}),
+    ));
+    let generated = std::sync::Arc::new(crate::bsc(json!({})));
+    let clusters = vec![user, generated];
+    let secret = |name: &str, ns: &str| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}})).unwrap()
+    };
+    assert_eq!(clusters_using(&secret("keys", "ns"), &clusters).len(), 1);
+    assert_eq!(clusters_using(&secret("kr", "ns"), &clusters).len(), 1);
+    assert_eq!(
+        clusters_using(&secret("demo-credentials", "ns"), &clusters).len(),
+        1
+    );
+    assert_eq!(
+        clusters_using(&secret("demo-internal", "ns"), &clusters).len(),
+        2
+    );
+    assert!(clusters_using(&secret("keys", "other"), &clusters).is_empty());
+    assert!(clusters_using(&secret("unrelated", "ns"), &clusters).is_empty());
+}
+
+#[tokio::test]
+async fn the_leader_releases_its_lease_on_shutdown() {
+    use bleepstore_operator::leader::LeaseLock;
+    let api = crate::fake::FakeApi::default();
+    let leases = kube::Api::namespaced(api.client(), "ops");
+    let a = LeaseLock::new(leases.clone(), "op", "a", Duration::from_secs(15));
+    let b = LeaseLock::new(leases, "op", "b", Duration::from_secs(15));
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    assert!(!b.try_acquire_or_renew().await.unwrap());
+    // b cannot release a's lease.
+    b.release().await.unwrap();
+    assert!(!b.try_acquire_or_renew().await.unwrap());
+    a.release().await.unwrap();
+    let lease = api
+        .get("/apis/coordination.k8s.io/v1/namespaces/ops/leases/op")
+        .unwrap();
+    assert!(lease["spec"]["holderIdentity"].is_null());
+    // The standby takes over at once, not after the lease duration.
+    assert!(b.try_acquire_or_renew().await.unwrap());
 }

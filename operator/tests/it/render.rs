@@ -197,12 +197,17 @@ fn the_replica_count_does_not_change_the_hash() {
     let three = bsc(json!({"replicas": 3}));
     let five = bsc(json!({"replicas": 5}));
     let hash = |b: &bleepstore_operator::crd::BleepStoreCluster| {
-        builders::config_hash(
-            &builders::rendered_config(b).unwrap(),
-            &builders::pod_template(b),
-        )
+        let rendered = builders::rendered_config(b).unwrap();
+        builders::config_hash(&rendered, &builders::pod_template(b, &rendered))
     };
     assert_eq!(hash(&three), hash(&five));
+    // Nor the config revision the pods mount.
+    let revision = |b| builders::config_map_name(b, &builders::rendered_config(b).unwrap());
+    assert_eq!(revision(&three), revision(&five));
+    assert_ne!(
+        revision(&three),
+        revision(&bsc(json!({"replicas": 3, "region": "eu-west-1"})))
+    );
     let debug = bsc(json!({"replicas": 3, "logging": {"level": "debug"}}));
     assert_ne!(hash(&three), hash(&debug));
 }
