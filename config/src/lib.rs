@@ -242,40 +242,155 @@ impl Default for MultipartConfig {
     }
 }
 
-/// Cluster mode (DESIGN.md §7). Peers are derived from the StatefulSet name,
-/// the headless Service, the namespace and the replica count.
+/// Cluster mode (DESIGN.md §7). In Kubernetes the node id is the ordinal of
+/// `pod_name` and peers are `<statefulset>-<id>.<headless_service>.<namespace>.svc.<cluster_domain>`;
+/// elsewhere `node_id` and a static `peers` list say the same.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
+    /// Take part in a Raft group with other nodes. Off, the server is a
+    /// group of one that talks to nobody.
     pub enabled: bool,
+    /// This node's id; default: the ordinal at the end of `pod_name`, else 0.
+    pub node_id: Option<u64>,
+    /// The `host:port` other nodes reach this node's operations port at;
+    /// default: its peer address, else `ops_listen`.
+    pub advertise: Option<String>,
+    /// The other nodes, outside Kubernetes: id and `host:port` of their
+    /// operations port (this node may be listed too).
+    pub peers: Vec<PeerConfig>,
+    /// Connect to these addresses instead of a peer's own (`id: host:port`):
+    /// for networks with proxies, and for tests that put a proxy on a link.
+    pub dial: std::collections::BTreeMap<u64, String>,
+    /// Host names resolved to these addresses instead of through DNS
+    /// (`name: ip` or `name: ip:port`), like `/etc/hosts`.
+    pub hosts: std::collections::BTreeMap<String, String>,
     /// This pod's name (`<statefulset>-<ordinal>`); usually from `POD_NAME`.
     pub pod_name: Option<String>,
     pub namespace: Option<String>,
     pub statefulset: Option<String>,
     pub headless_service: Option<String>,
+    /// Pods the StatefulSet was created with: the peers node 0 asks before
+    /// it may found a new group.
     pub replicas: u32,
     /// Copies kept of each blob with the local backend (capped at the member count).
     pub replication_factor: u32,
+    /// Voters kept at most (odd; further members are learners).
+    pub max_voters: u32,
     /// Shared secret authenticating the internal routes between nodes.
     pub secret: Option<Secret>,
     pub secret_file: Option<PathBuf>,
     /// DNS suffix of the cluster (`svc.cluster.local`).
     pub cluster_domain: String,
+    /// `linearizable` (default): every read sees every write acknowledged
+    /// before it began, through any node. `local`: a node answers from what
+    /// it has applied, which may be slightly behind.
+    pub read_consistency: ReadConsistency,
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// A follower that hears no leader for this long (to twice as long,
+    /// randomised) starts an election.
+    pub election_timeout_ms: u64,
+    /// How long a write or a consistent read may wait for the group before
+    /// it fails with 503.
+    pub request_timeout_ms: u64,
+    /// Log entries between snapshots of the metadata (the log is compacted
+    /// after each).
+    pub snapshot_every: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: u64,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadConsistency {
+    #[default]
+    Linearizable,
+    Local,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             enabled: false,
+            node_id: None,
+            advertise: None,
+            peers: Vec::new(),
+            dial: Default::default(),
+            hosts: Default::default(),
             pod_name: None,
             namespace: None,
             statefulset: None,
             headless_service: None,
             replicas: 1,
             replication_factor: 3,
+            max_voters: 5,
             secret: None,
             secret_file: None,
             cluster_domain: "cluster.local".into(),
+            read_consistency: ReadConsistency::Linearizable,
+            heartbeat_ms: 250,
+            election_timeout_ms: 1000,
+            request_timeout_ms: 10_000,
+            snapshot_every: 20_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The ordinal at the end of `pod_name` (`store-2` → 2).
+    fn pod_ordinal(&self) -> Option<u64> {
+        self.pod_name
+            .as_deref()
+            .and_then(|name| name.rsplit_once('-'))
+            .and_then(|(_, ordinal)| ordinal.parse().ok())
+    }
+
+    /// Whether peers come from the StatefulSet and its headless Service.
+    pub fn is_kubernetes(&self) -> bool {
+        self.peers.is_empty() && self.statefulset.is_some() && self.headless_service.is_some()
+    }
+
+    /// This node's id.
+    pub fn resolved_node_id(&self) -> u64 {
+        self.node_id.or_else(|| self.pod_ordinal()).unwrap_or(0)
+    }
+
+    /// The address of node `id`'s operations port as configuration knows it
+    /// (the static list, or the pod's DNS name); `None` if it does not.
+    pub fn peer_address(&self, id: u64, ops_port: u16) -> Option<String> {
+        if let Some(peer) = self.peers.iter().find(|p| p.id == id) {
+            return Some(peer.address.clone());
+        }
+        if !self.is_kubernetes() {
+            return None;
+        }
+        let (sts, svc, ns) = (
+            self.statefulset.as_deref()?,
+            self.headless_service.as_deref()?,
+            self.namespace.as_deref()?,
+        );
+        Some(format!(
+            "{sts}-{id}.{svc}.{ns}.svc.{}:{ops_port}",
+            self.cluster_domain
+        ))
+    }
+
+    /// The ids configuration names as members of the group: the static
+    /// list, or the StatefulSet's ordinals up to `replicas`.
+    pub fn configured_ids(&self) -> Vec<u64> {
+        if self.is_kubernetes() {
+            (0..u64::from(self.replicas.max(1))).collect()
+        } else {
+            let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
         }
     }
 }
@@ -325,6 +440,16 @@ pub struct MasterKeyConfig {
 
 /// Length of a master key.
 pub const MASTER_KEY_LEN: usize = 32;
+
+/// `host:port` with a port number (the host may be a name or an address).
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok()
+        }
+        None => false,
+    }
+}
 
 /// Decodes a master key written as 64 hex digits or as base64.
 pub fn decode_master_key(text: &str) -> Option<[u8; MASTER_KEY_LEN]> {
@@ -402,12 +527,133 @@ impl EncryptionConfig {
 }
 
 impl Config {
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| {
+            Err(ConfigError::Invalid {
+                field: field.to_string(),
+                message,
+            })
+        };
+        let c = &self.cluster;
+        if c.heartbeat_ms == 0 {
+            return invalid("cluster.heartbeat_ms", "must be above zero".into());
+        }
+        if c.election_timeout_ms <= c.heartbeat_ms * 2 {
+            return invalid(
+                "cluster.election_timeout_ms",
+                format!(
+                    "must be more than twice cluster.heartbeat_ms ({} ms)",
+                    c.heartbeat_ms
+                ),
+            );
+        }
+        if c.request_timeout_ms == 0 {
+            return invalid("cluster.request_timeout_ms", "must be above zero".into());
+        }
+        if c.snapshot_every == 0 {
+            return invalid("cluster.snapshot_every", "must be above zero".into());
+        }
+        if c.max_voters == 0 || c.max_voters.is_multiple_of(2) {
+            return invalid(
+                "cluster.max_voters",
+                "must be an odd number (1, 3, 5, …)".into(),
+            );
+        }
+        if c.replication_factor == 0 {
+            return invalid("cluster.replication_factor", "must be at least 1".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, peer) in c.peers.iter().enumerate() {
+            if !ids.insert(peer.id) {
+                return invalid(
+                    &format!("cluster.peers[{i}].id"),
+                    format!("node {} is listed twice", peer.id),
+                );
+            }
+            if !is_host_port(&peer.address) {
+                return invalid(
+                    &format!("cluster.peers[{i}].address"),
+                    format!("{:?} is not host:port", peer.address),
+                );
+            }
+        }
+        for (id, address) in &c.dial {
+            if !is_host_port(address) {
+                return invalid(
+                    &format!("cluster.dial.{id}"),
+                    format!("{address:?} is not host:port"),
+                );
+            }
+        }
+        if let Some(advertise) = &c.advertise
+            && !is_host_port(advertise)
+        {
+            return invalid(
+                "cluster.advertise",
+                format!("{advertise:?} is not host:port"),
+            );
+        }
+        if let Some(pod) = &c.pod_name
+            && c.node_id.is_none()
+            && c.pod_ordinal().is_none()
+        {
+            return invalid(
+                "cluster.pod_name",
+                format!(
+                    "{pod:?} does not end in an ordinal (<statefulset>-<n>); set cluster.node_id"
+                ),
+            );
+        }
+        if !c.enabled {
+            return Ok(());
+        }
+        if c.replicas == 0 {
+            return invalid("cluster.replicas", "must be at least 1".into());
+        }
+        if c.peers.is_empty() {
+            for (field, value) in [
+                ("cluster.pod_name", &c.pod_name),
+                ("cluster.namespace", &c.namespace),
+                ("cluster.statefulset", &c.statefulset),
+                ("cluster.headless_service", &c.headless_service),
+            ] {
+                if value.as_deref().is_none_or(str::is_empty) {
+                    return invalid(
+                        field,
+                        "is required when cluster.enabled is true and no cluster.peers are listed"
+                            .into(),
+                    );
+                }
+            }
+        } else if c.node_id.is_none() && c.pod_name.is_none() {
+            return invalid(
+                "cluster.node_id",
+                "is required with cluster.peers (which node of the list is this one?)".into(),
+            );
+        }
+        if c.secret.is_none() && c.secret_file.is_none() {
+            return invalid(
+                "cluster.secret",
+                "is required when cluster.enabled is true (or set cluster.secret_file)".into(),
+            );
+        }
+        Ok(())
+    }
+
     /// Path of the SQLite metadata database.
     pub fn metadata_path(&self) -> PathBuf {
         self.metadata
             .path
             .clone()
             .unwrap_or_else(|| self.storage.data_dir.join("metadata.db"))
+    }
+
+    /// Directory of the Raft log and snapshots: next to the metadata.
+    pub fn raft_dir(&self) -> PathBuf {
+        self.metadata_path()
+            .parent()
+            .map(|p| p.join("raft"))
+            .unwrap_or_else(|| PathBuf::from("raft"))
     }
 
     /// Checks what the types alone cannot; every message names its field.
@@ -466,30 +712,7 @@ impl Config {
             }
         }
         self.encryption.validate()?;
-        if self.cluster.enabled {
-            if self.cluster.replicas == 0 {
-                return invalid("cluster.replicas", "must be at least 1".into());
-            }
-            if self.cluster.replication_factor == 0 {
-                return invalid("cluster.replication_factor", "must be at least 1".into());
-            }
-            for (field, value) in [
-                ("cluster.pod_name", &self.cluster.pod_name),
-                ("cluster.namespace", &self.cluster.namespace),
-                ("cluster.statefulset", &self.cluster.statefulset),
-                ("cluster.headless_service", &self.cluster.headless_service),
-            ] {
-                if value.as_deref().is_none_or(str::is_empty) {
-                    return invalid(field, "is required when cluster.enabled is true".into());
-                }
-            }
-            if self.cluster.secret.is_none() && self.cluster.secret_file.is_none() {
-                return invalid(
-                    "cluster.secret",
-                    "is required when cluster.enabled is true (or set cluster.secret_file)".into(),
-                );
-            }
-        }
+        self.validate_cluster()?;
         Ok(())
     }
 }

@@ -1,6 +1,8 @@
 //! The services a running server holds, built from its configuration.
 
 use crate::auth::{AuthSettings, Credentials};
+use crate::cluster::Cluster;
+use crate::cluster::effects::BlobReaper;
 use crate::crypto::Keyring;
 use crate::meta::Metadata;
 use crate::metrics::Metrics;
@@ -12,7 +14,10 @@ use std::time::{Duration, SystemTime};
 
 pub struct App {
     pub config: Config,
+    /// Read-only access to the metadata; writes go through `cluster`.
     pub meta: Metadata,
+    /// The Raft group every metadata write goes through.
+    pub cluster: Arc<Cluster>,
     pub blobs: Arc<dyn BlobStore>,
     /// Blobs responses are still streaming; freeing them waits for the readers.
     pub pins: Arc<BlobPins>,
@@ -50,6 +55,13 @@ impl App {
             .recover()
             .await
             .context("cannot clean up interrupted writes")?;
+        let pins = BlobPins::new();
+        let cluster = Cluster::start(
+            &config,
+            meta.clone(),
+            BlobReaper::new(blobs.clone(), pins.clone()),
+        )
+        .await?;
         let credentials = Credentials::from_config(&config);
         let keyring = Keyring::from_config(&config.encryption)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -66,8 +78,9 @@ impl App {
         Ok(Arc::new(App {
             config,
             meta,
+            cluster,
             blobs,
-            pins: BlobPins::new(),
+            pins,
             credentials,
             keyring,
             metrics: Metrics::new(),

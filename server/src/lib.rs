@@ -8,6 +8,7 @@ pub mod acl;
 pub mod app;
 pub mod auth;
 pub mod checksum;
+pub mod cluster;
 pub mod crypto;
 pub mod http;
 pub mod logging;

@@ -182,11 +182,6 @@ fn main() -> ExitCode {
 
 async fn serve(config: bleepstore_config::Config) -> anyhow::Result<()> {
     logging::init(&config.logging)?;
-    if config.cluster.enabled {
-        anyhow::bail!(
-            "invalid configuration: cluster.enabled: cluster mode (Raft) is not implemented in this version; run one replica with cluster.enabled: false"
-        );
-    }
     let app = App::open(config).await?;
     if app.credentials.using_default_root {
         tracing::warn!(

@@ -74,8 +74,8 @@ pub async fn rewrap(
             updates.push(SealUpdate { row, old, new });
         }
         let outcome = app
-            .meta
-            .execute(Command::Rewrap(RewrapBatch { updates }))
+            .cluster
+            .write(Command::Rewrap(RewrapBatch { updates }))
             .await?;
         total += outcome.count;
     }

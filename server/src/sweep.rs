@@ -9,7 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Deletes unreferenced blobs created before `cutoff`; returns how many.
+/// Waits first until this node has applied everything committed, so that a
+/// blob whose command is committed but not yet applied here is not taken
+/// for an orphan.
 pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usize> {
+    app.cluster.caught_up().await?;
     let candidates: Vec<BlobId> = app
         .blobs
         .list()
@@ -44,8 +48,12 @@ pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usiz
 }
 
 /// Aborts multipart uploads older than `multipart.upload_expiry_secs` and
-/// frees their parts' blobs.
+/// frees their parts' blobs. Only the leader proposes it: one proposal per
+/// sweep for the whole group.
 pub async fn expire_uploads(app: &App) -> anyhow::Result<usize> {
+    if !app.cluster.raft().is_leader() {
+        return Ok(0);
+    }
     let expiry = Duration::from_secs(app.config.multipart.upload_expiry_secs);
     let cutoff = SystemTime::now()
         .checked_sub(expiry)
@@ -54,12 +62,11 @@ pub async fn expire_uploads(app: &App) -> anyhow::Result<usize> {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let outcome = app
-        .meta
-        .execute(crate::meta::Command::AbortExpiredUploads {
+        .cluster
+        .write(crate::meta::Command::AbortExpiredUploads {
             initiated_before_ms: cutoff,
         })
         .await?;
-    crate::s3::handlers::free_blobs(app, outcome.freed).await;
     if outcome.count > 0 {
         tracing::info!(aborted = outcome.count, "aborted expired multipart uploads");
     }

@@ -37,18 +37,17 @@ impl RunningServer {
     /// timeout), then returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        self.sweeper.abort();
+        self.wait().await;
     }
 
-    /// Resolves when both listeners have stopped.
+    /// Resolves when both listeners have stopped and the Raft node has
+    /// handed over leadership (if it led) and stopped.
     pub async fn wait(self) {
         for task in self.tasks {
             let _ = task.await;
         }
         self.sweeper.abort();
+        self.app.cluster.shutdown().await;
     }
 
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {

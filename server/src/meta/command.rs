@@ -164,7 +164,7 @@ pub struct DeleteEntry {
 }
 
 /// What a delete did to one key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeleteResult {
     pub key: String,
     /// The version the request named.
@@ -172,7 +172,7 @@ pub struct DeleteResult {
     pub outcome: Result<Deleted, Refusal>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Deleted {
     /// The version removed was a delete marker, or a delete marker was created.
     pub delete_marker: bool,
@@ -181,7 +181,7 @@ pub struct Deleted {
     pub version_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// Blobs no longer referenced by anything; delete them after commit.
     pub freed: Vec<BlobId>,

@@ -1,21 +1,24 @@
 //! The metadata store: SQLite in WAL mode, one writer applying `Command`s,
-//! pooled read-only connections for queries (DESIGN.md §3).
+//! pooled read-only connections for queries (DESIGN.md §3). The store does
+//! not know how commands reach it: in the server they arrive through the
+//! Raft log (`crate::cluster`), which also makes them durable.
 
 pub mod command;
 pub mod lock;
 pub mod model;
 mod multipart;
 pub mod query;
+pub mod raft_state;
 pub mod rewrap;
 mod schema;
+mod store;
 mod versions;
 
 pub use command::{Command, DeleteResult, Outcome, WriteCondition};
+pub use store::{Metadata, apply_entry};
 pub use versions::{is_valid_version_id, new_version_id};
 
-use rusqlite::{Connection, OpenFlags};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -48,11 +51,16 @@ pub enum MetaError {
     Sqlite(#[from] rusqlite::Error),
     #[error("metadata task failed: {0}")]
     Task(String),
+    /// The write could not be committed, or a consistent read not served,
+    /// right now (no leader, no quorum, shutting down); nothing changed, or
+    /// the caller cannot know and must retry.
+    #[error("metadata unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The rules a command can break, each of which the S3 layer answers with
 /// its own error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Rule {
     InvalidPart,
     InvalidPartOrder,
@@ -66,13 +74,13 @@ pub enum Rule {
     Locked,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refusal {
     pub rule: Rule,
     /// What to tell the client; empty for the rule's standard message.
     pub message: String,
     /// Extra elements of the error document (`PartNumber`, …).
-    pub details: Vec<(&'static str, String)>,
+    pub details: Vec<(String, String)>,
 }
 
 impl Refusal {
@@ -84,8 +92,8 @@ impl Refusal {
         }
     }
 
-    pub fn detail(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.details.push((name, value.into()));
+    pub fn detail(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.details.push((name.to_string(), value.into()));
         self
     }
 }
@@ -102,141 +110,80 @@ impl From<Refusal> for MetaError {
     }
 }
 
-/// Idle read connections kept open; more are opened on demand.
-const MAX_IDLE_READERS: usize = 8;
-
-struct Inner {
-    writer: Mutex<Connection>,
-    /// `None` for in-memory databases, which cannot share one file between
-    /// connections; reads then use the writer connection.
-    readers: Option<(PathBuf, Mutex<Vec<Connection>>)>,
+/// A command that was applied but changed nothing because a precondition
+/// or rule refused it: the part of [`MetaError`] that is a deterministic
+/// answer of `apply`, the same on every node, and so can travel as the
+/// result of a replicated command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Rejection {
+    NoSuchBucket,
+    BucketExists { owned_by_requester: bool },
+    BucketNotEmpty,
+    NoSuchKey,
+    NoSuchVersion,
+    DeleteMarker { version_id: String },
+    NoSuchUpload,
+    PreconditionFailed,
+    SourceChanged,
+    Rejected(Refusal),
 }
 
-#[derive(Clone)]
-pub struct Metadata {
-    inner: Arc<Inner>,
-}
-
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.set_prepared_statement_cache_capacity(128);
-    Ok(())
-}
-
-impl Metadata {
-    /// Opens (creating if needed) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, MetaError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                MetaError::Corrupt(format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
-        let writer = Connection::open(path)?;
-        configure(&writer)?;
-        writer.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a commit acknowledged to a client survives power loss too.
-        writer.pragma_update(None, "synchronous", "FULL")?;
-        schema::migrate(&writer)?;
-        Ok(Metadata {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                readers: Some((path.to_path_buf(), Mutex::new(Vec::new()))),
-            }),
-        })
-    }
-
-    /// A database that lives only in this process (the `memory` backend).
-    pub fn in_memory() -> Result<Self, MetaError> {
-        let writer = Connection::open_in_memory()?;
-        configure(&writer)?;
-        schema::migrate(&writer)?;
-        Ok(Metadata {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                readers: None,
-            }),
-        })
-    }
-
-    /// Applies `command` in one transaction and returns what it did.
-    pub async fn execute(&self, command: Command) -> Result<Outcome, MetaError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let outcome = command::apply(&tx, &command)?;
-            bump_applied_index(&tx)?;
-            tx.commit()?;
-            Ok(outcome)
-        })
-        .await
-        .map_err(|e| MetaError::Task(e.to_string()))?
-    }
-
-    /// Runs a read-only query on a pooled connection.
-    pub async fn read<T, F>(&self, query: F) -> Result<T, MetaError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, MetaError> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.with_reader(query))
-            .await
-            .map_err(|e| MetaError::Task(e.to_string()))?
-    }
-
-    /// The number of commands applied so far (the Raft log index in a cluster).
-    pub async fn applied_index(&self) -> Result<i64, MetaError> {
-        self.read(|conn| {
-            Ok(conn.query_row(
-                "SELECT COALESCE((SELECT value FROM state WHERE name = 'applied_index'), 0)",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-    }
-}
-
-impl Inner {
-    fn with_reader<T>(
-        &self,
-        query: impl FnOnce(&Connection) -> Result<T, MetaError>,
-    ) -> Result<T, MetaError> {
-        let Some((path, pool)) = &self.readers else {
-            let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            return query(&conn);
-        };
-        let pooled = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => {
-                let conn = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                configure(&conn)?;
-                conn
+impl From<Rejection> for MetaError {
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::NoSuchBucket => MetaError::NoSuchBucket,
+            Rejection::BucketExists { owned_by_requester } => {
+                MetaError::BucketExists { owned_by_requester }
             }
-        };
-        let result = query(&conn);
-        let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
+            Rejection::BucketNotEmpty => MetaError::BucketNotEmpty,
+            Rejection::NoSuchKey => MetaError::NoSuchKey,
+            Rejection::NoSuchVersion => MetaError::NoSuchVersion,
+            Rejection::DeleteMarker { version_id } => MetaError::DeleteMarker { version_id },
+            Rejection::NoSuchUpload => MetaError::NoSuchUpload,
+            Rejection::PreconditionFailed => MetaError::PreconditionFailed,
+            Rejection::SourceChanged => MetaError::SourceChanged,
+            Rejection::Rejected(refusal) => MetaError::Rejected(refusal),
         }
-        result
     }
 }
 
-/// Records, in the same transaction, that one more command was applied, so a
-/// crash never leaves the metadata and the applied index out of step.
-fn bump_applied_index(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO state(name, value) VALUES ('applied_index', 1)
-         ON CONFLICT(name) DO UPDATE SET value = value + 1",
-    )?
-    .execute([])?;
-    Ok(())
+impl MetaError {
+    /// Whether the command was refused (so it certainly changed nothing),
+    /// rather than lost in a failure that leaves its outcome unknown.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            MetaError::NoSuchBucket
+                | MetaError::BucketExists { .. }
+                | MetaError::BucketNotEmpty
+                | MetaError::NoSuchKey
+                | MetaError::NoSuchVersion
+                | MetaError::DeleteMarker { .. }
+                | MetaError::NoSuchUpload
+                | MetaError::PreconditionFailed
+                | MetaError::SourceChanged
+                | MetaError::Rejected(_)
+        )
+    }
+
+    /// Splits a deterministic refusal from a failure of the store itself.
+    pub fn into_rejection(self) -> Result<Rejection, MetaError> {
+        Ok(match self {
+            MetaError::NoSuchBucket => Rejection::NoSuchBucket,
+            MetaError::BucketExists { owned_by_requester } => {
+                Rejection::BucketExists { owned_by_requester }
+            }
+            MetaError::BucketNotEmpty => Rejection::BucketNotEmpty,
+            MetaError::NoSuchKey => Rejection::NoSuchKey,
+            MetaError::NoSuchVersion => Rejection::NoSuchVersion,
+            MetaError::DeleteMarker { version_id } => Rejection::DeleteMarker { version_id },
+            MetaError::NoSuchUpload => Rejection::NoSuchUpload,
+            MetaError::PreconditionFailed => Rejection::PreconditionFailed,
+            MetaError::SourceChanged => Rejection::SourceChanged,
+            MetaError::Rejected(refusal) => Rejection::Rejected(refusal),
+            other => return Err(other),
+        })
+    }
 }
 
 #[cfg(test)]

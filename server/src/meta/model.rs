@@ -186,6 +186,38 @@ pub struct Extent {
     /// The wrapped data key of an encrypted blob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<Seal>,
+    /// Where the blob's bytes are kept.
+    #[serde(default, skip_serializing_if = "Placement::is_default")]
+    pub place: Placement,
+}
+
+/// Where a blob is kept, and what it must look like when read back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Nodes whose blob store holds a copy. Empty: the blob store of the
+    /// node reading it (blobs written before cluster mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<u64>,
+    /// The bytes are in the metadata itself (`inline_blobs`), written by
+    /// the same command as the object: no blob store holds them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline: bool,
+    /// Length and CRC32C of the whole stored blob (the ciphertext when it
+    /// is sealed), checked when a copy comes from another node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredBlob>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlob {
+    pub len: u64,
+    pub crc32c: u32,
+}
+
+impl Placement {
+    pub fn is_default(&self) -> bool {
+        *self == Placement::default()
+    }
 }
 
 /// Per-part facts of a multipart object, for `partNumber` reads and

@@ -98,7 +98,7 @@ pub fn put_part(
     )?;
     insert_extents(
         tx,
-        "INSERT INTO part_extents(upload_id, number, seq, blob, blob_offset, length, seal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO part_extents(upload_id, number, seq, blob, blob_offset, length, seal, place) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         &[&upload_id, &part.number],
         part.extents,
     )?;
@@ -189,7 +189,7 @@ pub fn plan_completion(
         );
         extents.extend(read_extents(
             tx,
-            "SELECT blob, blob_offset, length, seal FROM part_extents WHERE upload_id = ?1 AND number = ?2 ORDER BY seq",
+            "SELECT blob, blob_offset, length, seal, place FROM part_extents WHERE upload_id = ?1 AND number = ?2 ORDER BY seq",
             &[&upload.id, &wanted.number],
         )?);
         size += part_size;

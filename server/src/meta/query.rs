@@ -28,12 +28,13 @@ pub fn decode_settings(json: &str) -> Result<BucketSettings, MetaError> {
     serde_json::from_str(json).map_err(|e| MetaError::Corrupt(format!("bucket settings: {e}")))
 }
 
-/// An extent from a row of `blob, blob_offset, length, seal`.
+/// An extent from a row of `blob, blob_offset, length, seal, place`.
 pub fn extent_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Extent, MetaError>> {
     let blob: String = r.get(0)?;
     let offset: i64 = r.get(1)?;
     let length: i64 = r.get(2)?;
     let seal: Option<String> = r.get(3)?;
+    let place: Option<String> = r.get(4)?;
     Ok((|| {
         Ok(Extent {
             blob: BlobId::parse(&blob)
@@ -46,6 +47,13 @@ pub fn extent_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Extent, Met
                         .map_err(|e| MetaError::Corrupt(format!("extent seal: {e}")))
                 })
                 .transpose()?,
+            place: place
+                .map(|json| {
+                    serde_json::from_str(&json)
+                        .map_err(|e| MetaError::Corrupt(format!("extent place: {e}")))
+                })
+                .transpose()?
+                .unwrap_or_default(),
         })
     })())
 }
@@ -112,7 +120,7 @@ pub fn get_object(
         .query_row([version.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let extents = super::versions::read_extents(
         conn,
-        "SELECT blob, blob_offset, length, seal FROM extents WHERE object_id = ?1 ORDER BY seq",
+        "SELECT blob, blob_offset, length, seal, place FROM extents WHERE object_id = ?1 ORDER BY seq",
         &[&version.id],
     )?;
     Ok(Some(ObjectRecord {

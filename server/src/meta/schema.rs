@@ -8,7 +8,7 @@
 
 use rusqlite::Connection;
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS state(
@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS extents(
     blob_offset INTEGER NOT NULL,
     length INTEGER NOT NULL,
     seal TEXT,
+    place TEXT,
     PRIMARY KEY(object_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS extents_by_blob ON extents(blob);
@@ -73,9 +74,24 @@ CREATE TABLE IF NOT EXISTS part_extents(
     blob_offset INTEGER NOT NULL,
     length INTEGER NOT NULL,
     seal TEXT,
+    place TEXT,
     PRIMARY KEY(upload_id, number, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS part_extents_by_blob ON part_extents(blob);
+CREATE TABLE IF NOT EXISTS inline_blobs(
+    blob TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raft_state(
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS proposals(
+    id TEXT PRIMARY KEY,
+    issued_ms INTEGER NOT NULL,
+    answer BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS proposals_by_age ON proposals(issued_ms);
 "#;
 
 const INDEXES: &str = r#"
@@ -109,6 +125,15 @@ ALTER TABLE extents ADD COLUMN seal TEXT;
 ALTER TABLE part_extents ADD COLUMN seal TEXT;
 "#;
 
+/// Version 2 kept every blob in the blob store of the one node: extents
+/// gain where their blob is (`place`: holders, inline, stored length and
+/// checksum), and the tables for inline blobs and the replication state
+/// are created with the rest of the schema.
+const FROM_V2: &str = r#"
+ALTER TABLE extents ADD COLUMN place TEXT;
+ALTER TABLE part_extents ADD COLUMN place TEXT;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
@@ -120,6 +145,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let result = (|| {
         if version == 1 {
             conn.execute_batch(FROM_V1)?;
+        }
+        if (1..=2).contains(&version) {
+            conn.execute_batch(FROM_V2)?;
         }
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(INDEXES)?;

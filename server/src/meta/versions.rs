@@ -141,7 +141,7 @@ pub fn push(
     let id = tx.last_insert_rowid();
     insert_extents(
         tx,
-        "INSERT INTO extents(object_id, seq, blob, blob_offset, length, seal) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO extents(object_id, seq, blob, blob_offset, length, seal, place) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         &[&id],
         &object.extents,
     )?;
@@ -203,6 +203,9 @@ pub fn insert_extents(
         let offset = extent.blob_offset as i64;
         let length = extent.length as i64;
         let seal = extent.seal.as_ref().map(encode_json).transpose()?;
+        let place = (!extent.place.is_default())
+            .then(|| encode_json(&extent.place))
+            .transpose()?;
         let blob = extent.blob.as_str();
         let mut values: Vec<&dyn rusqlite::ToSql> = owner.to_vec();
         values.extend([
@@ -211,6 +214,7 @@ pub fn insert_extents(
             &offset,
             &length,
             &seal,
+            &place,
         ]);
         stmt.execute(values.as_slice())?;
     }
@@ -218,7 +222,7 @@ pub fn insert_extents(
 }
 
 /// Reads extents rows selected by `sql` (columns blob, blob_offset, length,
-/// seal, in order).
+/// seal, place, in order).
 pub fn read_extents(
     conn: &Connection,
     sql: &str,

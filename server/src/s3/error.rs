@@ -2,6 +2,7 @@
 //! `<Error>` document (which, unlike success documents, has no namespace).
 
 use http::StatusCode;
+use std::borrow::Cow;
 use std::fmt;
 
 macro_rules! s3_codes {
@@ -93,7 +94,7 @@ pub struct S3Error {
     pub code: S3ErrorCode,
     pub message: String,
     /// Extra elements some clients read (`BucketName`, `Key`, `Condition`, …).
-    pub details: Vec<(&'static str, String)>,
+    pub details: Vec<(Cow<'static, str>, String)>,
     /// Extra response headers (`Content-Range` on 416, `Allow` on 405, …).
     pub headers: Vec<(&'static str, String)>,
 }
@@ -116,7 +117,7 @@ impl S3Error {
     }
 
     pub fn detail(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.details.push((name, value.into()));
+        self.details.push((Cow::Borrowed(name), value.into()));
         self
     }
 

@@ -169,6 +169,10 @@ where
         secure,
         body: std::sync::Mutex::new(Some(with_idle_timeout(body_stream(body), idle))),
     };
+    // Once per request, before anything reads metadata (DESIGN §7).
+    if let Err(e) = app.cluster.read_barrier().await {
+        return (Some(operation), Err(handlers::meta_error(e, "", None)));
+    }
     tracing::debug!(operation = operation.name(), "dispatching");
     let result = handlers::dispatch(app, &mut request).await;
     (Some(operation), result)

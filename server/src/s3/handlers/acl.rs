@@ -160,8 +160,8 @@ pub async fn put_bucket_acl(app: &App, req: &mut S3Request) -> S3Result<S3Respon
     let bucket = request_bucket(app, req).await?;
     require(bucket.acl.allows(req.requester(), Permission::WriteAcp))?;
     let acl = requested_acl(app, req, &bucket.owner, None).await?;
-    app.meta
-        .execute(Command::SetBucketAcl {
+    app.cluster
+        .write(Command::SetBucketAcl {
             name: bucket.name.clone(),
             acl,
         })
@@ -209,8 +209,8 @@ pub async fn put_object_acl(app: &App, req: &mut S3Request) -> S3Result<S3Respon
     )?;
     let acl = requested_acl(app, req, &object.meta.owner, Some(&bucket.owner)).await?;
     let key = object.key.clone();
-    app.meta
-        .execute(Command::SetObjectAcl {
+    app.cluster
+        .write(Command::SetObjectAcl {
             bucket: bucket.name.clone(),
             key: key.clone(),
             version_id: Some(object.version_id.clone()),

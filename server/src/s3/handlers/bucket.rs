@@ -2,8 +2,8 @@
 //! GetBucketLocation.
 
 use super::{
-    S3Response, authorized_bucket, empty_response, free_blobs, load_bucket, meta_error, now_ms,
-    request_bucket, require_authenticated, require_bucket_owner, xml_response,
+    S3Response, authorized_bucket, empty_response, load_bucket, meta_error, now_ms, request_bucket,
+    require_authenticated, require_bucket_owner, xml_response,
 };
 use crate::acl::{Acl, Permission};
 use crate::app::App;
@@ -165,7 +165,7 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         acl: acl.clone(),
         settings,
     };
-    match app.meta.execute(Command::CreateBucket(record)).await {
+    match app.cluster.write(Command::CreateBucket(record)).await {
         Ok(_) => {}
         // As in S3's us-east-1: re-creating a bucket you own with the same
         // ACL succeeds and changes nothing; asking for another ACL is a
@@ -193,12 +193,10 @@ pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let name = req.bucket()?.to_string();
     let bucket = request_bucket(app, req).await?;
     require_bucket_owner(req, &bucket)?;
-    let outcome = app
-        .meta
-        .execute(Command::DeleteBucket { name: name.clone() })
+    app.cluster
+        .write(Command::DeleteBucket { name: name.clone() })
         .await
         .map_err(|e| meta_error(e, &name, None))?;
-    free_blobs(app, outcome.freed).await;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

@@ -9,8 +9,8 @@ use super::object::{
     full_object_checksum, open_object, read_key, requester_owner, write_condition, write_encryption,
 };
 use super::{
-    S3Response, authorized_bucket, check_key, free_blobs, load_bucket, meta_error, now_ms, require,
-    version_header, xml_response,
+    S3Response, authorized_bucket, check_key, discard_written, load_bucket, meta_error, now_ms,
+    require, version_header, xml_response,
 };
 use crate::acl::{Acl, Permission};
 use crate::app::App;
@@ -339,9 +339,8 @@ pub async fn copy_object(app: &App, req: &mut S3Request) -> S3Result<S3Response>
             source_id,
             version_id: new_version_id(),
         };
-        match app.meta.execute(command).await {
+        match app.cluster.write(command).await {
             Ok(outcome) => {
-                free_blobs(app, outcome.freed).await;
                 let mut w = XmlWriter::root("CopyObjectResult");
                 w.element("LastModified", &xml::timestamp(modified_ms));
                 w.element("ETag", &etag);
@@ -356,15 +355,15 @@ pub async fn copy_object(app: &App, req: &mut S3Request) -> S3Result<S3Response>
                 sse::write_response_headers(response.headers_mut(), meta.encryption.as_ref());
                 return Ok(response);
             }
-            Err(MetaError::SourceChanged) if attempts < COPY_ATTEMPTS => {
-                free_blobs(app, written).await;
+            Err(e @ MetaError::SourceChanged) if attempts < COPY_ATTEMPTS => {
+                discard_written(app, written, &e).await;
                 // Let the competing writer finish before reading again.
                 let jitter = uuid::Uuid::new_v4().as_bytes()[0] as u64 % 4;
                 tokio::time::sleep(std::time::Duration::from_millis(1 + jitter)).await;
                 continue;
             }
             Err(e) => {
-                free_blobs(app, written).await;
+                discard_written(app, written, &e).await;
                 return Err(meta_error(e, &bucket.name, Some(&key)));
             }
         }

@@ -35,6 +35,7 @@ impl StoredBody {
                 blob_offset: 0,
                 length: self.digest.len,
                 seal: self.seal.clone(),
+                place: Default::default(),
             })
             .collect()
     }

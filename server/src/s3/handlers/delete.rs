@@ -3,8 +3,8 @@
 
 use super::object::requester_owner;
 use super::{
-    S3Response, authorized_bucket, bypasses_governance, empty_response, free_blobs, meta_error,
-    now_ms, refusal_error, version_param, xml_response,
+    S3Response, authorized_bucket, bypasses_governance, empty_response, meta_error, now_ms,
+    refusal_error, version_param, xml_response,
 };
 use crate::acl::Permission;
 use crate::app::App;
@@ -32,8 +32,8 @@ pub async fn delete_object(app: &App, req: &mut S3Request) -> S3Result<S3Respons
     let key = req.key()?.to_string();
     let version_id = version_param(req)?;
     let outcome = app
-        .meta
-        .execute(Command::DeleteObject {
+        .cluster
+        .write(Command::DeleteObject {
             bucket: bucket.name.clone(),
             key: key.clone(),
             version_id,
@@ -44,7 +44,6 @@ pub async fn delete_object(app: &App, req: &mut S3Request) -> S3Result<S3Respons
         })
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
-    free_blobs(app, outcome.freed).await;
     let mut response = empty_response(StatusCode::NO_CONTENT);
     if let Some(Ok(deleted)) = outcome.deleted.into_iter().next().map(|r| r.outcome) {
         let headers = response.headers_mut();
@@ -140,8 +139,8 @@ pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Respon
         Vec::new()
     } else {
         let outcome = app
-            .meta
-            .execute(Command::DeleteObjects {
+            .cluster
+            .write(Command::DeleteObjects {
                 bucket: bucket.name.clone(),
                 entries,
                 marker: marker(req),
@@ -149,7 +148,6 @@ pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Respon
             })
             .await
             .map_err(|e| meta_error(e, &bucket.name, None))?;
-        free_blobs(app, outcome.freed).await;
         outcome.deleted
     };
 

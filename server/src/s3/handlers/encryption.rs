@@ -122,8 +122,8 @@ async fn set(
 ) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
     require_bucket_owner(req, &bucket)?;
-    app.meta
-        .execute(Command::SetBucketEncryption {
+    app.cluster
+        .write(Command::SetBucketEncryption {
             name: bucket.name.clone(),
             encryption,
         })

@@ -54,8 +54,8 @@ pub async fn put_configuration(app: &App, req: &mut S3Request) -> S3Result<S3Res
     require_bucket_owner(req, &bucket)?;
     let body = lock_document(req).await?;
     let config = object_lock::parse_configuration(&body)?;
-    app.meta
-        .execute(Command::SetObjectLockConfig {
+    app.cluster
+        .write(Command::SetObjectLockConfig {
             name: bucket.name.clone(),
             config,
         })
@@ -86,8 +86,8 @@ pub async fn put_retention(app: &App, req: &mut S3Request) -> S3Result<S3Respons
     let body = lock_document(req).await?;
     let retention = object_lock::parse_retention(&body, now)?;
     let outcome = app
-        .meta
-        .execute(Command::SetObjectRetention {
+        .cluster
+        .write(Command::SetObjectRetention {
             bucket: bucket.name.clone(),
             key: key.clone(),
             version_id,
@@ -123,8 +123,8 @@ pub async fn put_legal_hold(app: &App, req: &mut S3Request) -> S3Result<S3Respon
     let body = lock_document(req).await?;
     let on = object_lock::parse_legal_hold(&body)?;
     let outcome = app
-        .meta
-        .execute(Command::SetObjectLegalHold {
+        .cluster
+        .write(Command::SetObjectLegalHold {
             bucket: bucket.name.clone(),
             key: key.clone(),
             version_id,

@@ -101,6 +101,13 @@ pub fn meta_error(e: MetaError, bucket: &str, key: Option<&str>) -> S3Error {
         }
         MetaError::SourceChanged => S3Error::new(S3ErrorCode::ConditionalRequestConflict),
         MetaError::Rejected(refusal) => refusal_error(refusal),
+        MetaError::Unavailable(reason) => {
+            tracing::warn!(%reason, "metadata unavailable");
+            S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                format!("The cluster cannot serve this request right now ({reason}); retry later."),
+            )
+        }
         other => S3Error::internal(other),
     }
 }
@@ -122,7 +129,11 @@ pub fn refusal_error(refusal: Refusal) -> S3Error {
     } else {
         S3Error::with_message(code, refusal.message)
     };
-    error.details = refusal.details;
+    error.details = refusal
+        .details
+        .into_iter()
+        .map(|(name, value)| (name.into(), value))
+        .collect();
     error
 }
 
@@ -233,10 +244,15 @@ pub fn require_authenticated(req: &S3Request) -> S3Result<&crate::acl::Owner> {
     }
 }
 
-/// Deletes blobs a committed command freed. Failures only leave orphans,
-/// which the sweep removes later, so they are logged, not returned.
-pub async fn free_blobs(app: &App, blobs: Vec<BlobId>) {
-    // Blobs a response is still streaming are deleted when it finishes.
+/// Deletes the blobs a request wrote for a command the metadata refused.
+/// When the group could not say whether the command committed (it timed
+/// out, no leader), they are kept: the object needs them if it did, and the
+/// orphan sweep removes them if it did not. Blobs freed by a committed
+/// command are deleted by every node after apply (`cluster::effects`).
+pub async fn discard_written(app: &App, blobs: Vec<BlobId>, error: &MetaError) {
+    if !error.is_refusal() {
+        return;
+    }
     for blob in app.pins.release(blobs) {
         if let Err(e) = app.blobs.delete(&blob).await {
             tracing::warn!(%blob, error = %e, "cannot delete freed blob; the sweep will retry");

@@ -10,7 +10,7 @@ use super::object::{
     write_condition, write_encryption,
 };
 use super::{
-    S3Response, authorized_bucket, check_key, empty_response, free_blobs, meta_error, now_ms,
+    S3Response, authorized_bucket, check_key, discard_written, empty_response, meta_error, now_ms,
     request_bucket, require, version_header, xml_response,
 };
 use crate::acl::Permission;
@@ -141,8 +141,8 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     };
     let id = upload.id.clone();
     let encryption = upload.meta.encryption.clone();
-    app.meta
-        .execute(Command::CreateUpload(upload))
+    app.cluster
+        .write(Command::CreateUpload(upload))
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
     let mut w = XmlWriter::root("InitiateMultipartUploadResult");
@@ -186,13 +186,10 @@ async fn commit_part(
         checksum: full_object_checksum(&stored.digest),
         extents: stored.extents(),
     };
-    match app.meta.execute(command).await {
-        Ok(outcome) => {
-            free_blobs(app, outcome.freed).await;
-            Ok(())
-        }
+    match app.cluster.write(command).await {
+        Ok(_) => Ok(()),
         Err(e) => {
-            free_blobs(app, stored.blobs()).await;
+            discard_written(app, stored.blobs(), &e).await;
             Err(meta_error(e, &upload.bucket, Some(&upload.key)))
         }
     }
@@ -390,8 +387,8 @@ pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         })
         .collect();
     let outcome = app
-        .meta
-        .execute(Command::CompleteUpload {
+        .cluster
+        .write(Command::CompleteUpload {
             upload_id: upload_id.clone(),
             bucket: bucket.name.clone(),
             key: key.clone(),
@@ -405,7 +402,6 @@ pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         })
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
-    free_blobs(app, outcome.freed).await;
     let (etag, checksum) = outcome
         .completed
         .ok_or_else(|| S3Error::internal("completion returned no object"))?;
@@ -439,16 +435,14 @@ pub async fn abort(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Write).await?;
     let key = req.key()?.to_string();
     let id = upload_id(req)?;
-    let outcome = app
-        .meta
-        .execute(Command::AbortUpload {
+    app.cluster
+        .write(Command::AbortUpload {
             upload_id: id.clone(),
             bucket: bucket.name.clone(),
             key: key.clone(),
         })
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
-    free_blobs(app, outcome.freed).await;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

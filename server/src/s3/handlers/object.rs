@@ -5,8 +5,8 @@ use super::data::{
     store_stream,
 };
 use super::{
-    S3Response, authorized_bucket, check_key, delete_marker_error, free_blobs, meta_error, now_ms,
-    request_bucket, require, version_header, version_param, xml_response,
+    S3Response, authorized_bucket, check_key, delete_marker_error, discard_written, meta_error,
+    now_ms, request_bucket, require, version_header, version_param, xml_response,
 };
 use crate::acl::{Acl, Owner, Permission, Requester};
 use crate::app::App;
@@ -169,14 +169,13 @@ pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         source_id: None,
         version_id: new_version_id(),
     };
-    let outcome = match app.meta.execute(command).await {
+    let outcome = match app.cluster.write(command).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            free_blobs(app, stored.blobs()).await;
+            discard_written(app, stored.blobs(), &e).await;
             return Err(meta_error(e, &bucket.name, Some(&key)));
         }
     };
-    free_blobs(app, outcome.freed).await;
 
     let mut response = write_response(&bucket, outcome.version_id.as_deref(), &meta);
     let headers = response.headers_mut();

@@ -34,8 +34,8 @@ async fn set_object_tags(
     let key = req.key()?.to_string();
     let version_id = version_param(req)?;
     let outcome = app
-        .meta
-        .execute(Command::SetObjectTags {
+        .cluster
+        .write(Command::SetObjectTags {
             bucket: bucket.name.clone(),
             key: key.clone(),
             version_id,
@@ -77,8 +77,8 @@ async fn set_bucket_tags(
 ) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
     require_bucket_owner(req, &bucket)?;
-    app.meta
-        .execute(Command::SetBucketTags {
+    app.cluster
+        .write(Command::SetBucketTags {
             name: bucket.name.clone(),
             tags,
         })

@@ -65,8 +65,8 @@ pub async fn put_versioning(app: &App, req: &mut S3Request) -> S3Result<S3Respon
         None if config.mfa_delete.is_some() => return Ok(empty_response(StatusCode::OK)),
         _ => return Err(S3Error::new(S3ErrorCode::MalformedXML)),
     };
-    app.meta
-        .execute(Command::SetBucketVersioning {
+    app.cluster
+        .write(Command::SetBucketVersioning {
             name: bucket.name.clone(),
             versioning,
         })
