@@ -103,6 +103,9 @@ pub struct StorageConfig {
     pub orphan_grace_secs: u64,
     /// How often the background sweep for orphan blobs runs.
     pub sweep_interval_secs: u64,
+    /// Objects (and parts) up to this size are kept in the metadata itself:
+    /// a small PUT is one log append and no blob file. 0 turns it off.
+    pub inline_max: ByteSize,
 }
 
 impl Default for StorageConfig {
@@ -112,6 +115,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./bleepstore-data"),
             orphan_grace_secs: 3600,
             sweep_interval_secs: 3600,
+            inline_max: ByteSize(16 * 1024),
         }
     }
 }
@@ -261,6 +265,7 @@ pub struct ClusterConfig {
     pub peers: Vec<PeerConfig>,
     /// Connect to these addresses instead of a peer's own (`id: host:port`):
     /// for networks with proxies, and for tests that put a proxy on a link.
+    #[serde(deserialize_with = "node_id_keys")]
     pub dial: std::collections::BTreeMap<u64, String>,
     /// Host names resolved to these addresses instead of through DNS
     /// (`name: ip` or `name: ip:port`), like `/etc/hosts`.
@@ -440,6 +445,28 @@ pub struct MasterKeyConfig {
 
 /// Length of a master key.
 pub const MASTER_KEY_LEN: usize = 32;
+
+/// Largest `storage.inline_max`.
+pub const MAX_INLINE: u64 = 1024 * 1024;
+
+/// A map keyed by node id. Layered configuration turns every key into a
+/// string (`1:` in YAML arrives as "1"), so keys are parsed here.
+fn node_id_keys<'de, D>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<u64, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw = std::collections::BTreeMap::<String, String>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(key, value)| match key.trim().parse::<u64>() {
+            Ok(id) => Ok((id, value)),
+            Err(_) => Err(serde::de::Error::custom(format!(
+                "`{key}` is not a node id (a whole number)"
+            ))),
+        })
+        .collect()
+}
 
 /// `host:port` with a port number (the host may be a name or an address).
 fn is_host_port(s: &str) -> bool {
@@ -680,6 +707,13 @@ impl Config {
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty".into());
+        }
+        // Inline bytes travel in Raft log entries and live in the metadata.
+        if self.storage.inline_max.0 > MAX_INLINE {
+            return invalid(
+                "storage.inline_max",
+                format!("must be at most {MAX_INLINE} bytes (1MiB)"),
+            );
         }
         if self.limits.max_object_size.0 == 0 {
             return invalid("limits.max_object_size", "must be above zero".into());

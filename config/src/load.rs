@@ -288,6 +288,43 @@ mod tests {
     }
 
     #[test]
+    fn cluster_maps_are_keyed_by_node_id_from_yaml_and_env() {
+        let dir = temp_dir("cluster");
+        let file = write(
+            &dir,
+            "c.yaml",
+            "cluster:\n  enabled: true\n  secret: s\n  node_id: 1\n  peers:\n    - {id: 0, address: 127.0.0.1:9001}\n    - {id: 1, address: 127.0.0.1:9011}\n  dial:\n    0: 127.0.0.1:7000\n",
+        );
+        let config = load(Some(&file), Vec::new(), &Overrides::default()).unwrap();
+        assert_eq!(
+            config.cluster.dial.get(&0).map(String::as_str),
+            Some("127.0.0.1:7000")
+        );
+        let config = load(
+            Some(&file),
+            env(&[("BLEEPSTORE_CLUSTER_DIAL", "{\"0\": 127.0.0.1:7100}")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.cluster.dial.get(&0).map(String::as_str),
+            Some("127.0.0.1:7100")
+        );
+        let file = write(
+            &dir,
+            "d.yaml",
+            "cluster:\n  dial:\n    first: 127.0.0.1:7000\n",
+        );
+        let text = load(Some(&file), Vec::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("cluster.dial") && text.contains("not a node id"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_bad_value_names_its_field() {
         let dir = temp_dir("bad");
         let file = write(&dir, "c.yaml", "storage:\n  backend: floppy\n");
