@@ -50,7 +50,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("sealed put           {:8.0} MiB/s", rate(total, start));
 
     let start = Instant::now();
-    let n = drain(read_sealed(&store, &sealed, &key, total as u64, 0, total as u64).await?).await?;
+    let n = drain(
+        read_sealed(
+            |o, l| store.get(&sealed, o, l),
+            &key,
+            total as u64,
+            0,
+            total as u64,
+        )
+        .await?,
+    )
+    .await?;
     assert_eq!(n, total);
     println!("sealed get (whole)   {:8.0} MiB/s", rate(total, start));
 
@@ -59,9 +69,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut read = 0;
     for i in 0..ranges {
         let offset = (i * 7919 * 4096) % (total - (1 << 20));
-        read +=
-            drain(read_sealed(&store, &sealed, &key, total as u64, offset as u64, 1 << 20).await?)
-                .await?;
+        read += drain(
+            read_sealed(
+                |o, l| store.get(&sealed, o, l),
+                &key,
+                total as u64,
+                offset as u64,
+                1 << 20,
+            )
+            .await?,
+        )
+        .await?;
     }
     println!(
         "sealed get (1 MiB ranges) {:8.0} MiB/s over {ranges} ranges",

@@ -2,6 +2,7 @@
 
 use crate::auth::{AuthSettings, Credentials};
 use crate::cluster::Cluster;
+use crate::cluster::blobs::BlobReader;
 use crate::cluster::effects::BlobReaper;
 use crate::crypto::Keyring;
 use crate::meta::Metadata;
@@ -18,7 +19,10 @@ pub struct App {
     pub meta: Metadata,
     /// The Raft group every metadata write goes through.
     pub cluster: Arc<Cluster>,
+    /// This node's own blob store (writes, deletes, the sweep).
     pub blobs: Arc<dyn BlobStore>,
+    /// Reads blobs from this node's store or from the nodes that hold them.
+    pub reader: Arc<BlobReader>,
     /// Blobs responses are still streaming; freeing them waits for the readers.
     pub pins: Arc<BlobPins>,
     pub credentials: Credentials,
@@ -75,15 +79,17 @@ impl App {
             clock_skew: Duration::from_secs(config.limits.clock_skew_secs),
             max_presign_expiry: Duration::from_secs(config.limits.max_presign_expiry_secs),
         };
+        let metrics = Metrics::with_cluster(cluster.instruments());
         Ok(Arc::new(App {
             config,
+            metrics,
             meta,
+            reader: BlobReader::new(blobs.clone(), cluster.clone()),
             cluster,
             blobs,
             pins,
             credentials,
             keyring,
-            metrics: Metrics::new(),
             auth_settings,
             started: SystemTime::now(),
         }))

@@ -4,6 +4,7 @@
 //! in constant time) and the caller's node id; a caller from another group
 //! (a different cluster id) is refused.
 
+use super::blobs::{self, LocalBlobs};
 use super::membership::JoinRequest;
 use super::proposal::{Answer, Proposal, decode, encode};
 use super::raft::network::{APPEND, PRE_VOTE, SNAPSHOT, TRANSFER_LEADER, VOTE};
@@ -16,7 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use futures::TryStreamExt;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -32,7 +33,7 @@ struct Internal {
     secret: Arc<String>,
 }
 
-pub fn router(cluster: Arc<Cluster>, secret: String) -> Router {
+pub fn router(cluster: Arc<Cluster>, secret: String, local: LocalBlobs) -> Router {
     let state = Internal {
         cluster,
         secret: Arc::new(secret),
@@ -49,6 +50,10 @@ pub fn router(cluster: Arc<Cluster>, secret: String) -> Router {
         .route(paths::JOIN, post(join))
         .route(paths::REMOVE, post(remove))
         .route(paths::VIEW, post(view))
+        .route(
+            &format!("{}/{{id}}", paths::BLOBS),
+            get(blobs::serve).with_state(local),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -116,6 +121,7 @@ fn encoded<T: serde::Serialize>(value: &T) -> Response {
 }
 
 async fn append(State(s): State<Internal>, body: Bytes) -> Response {
+    s.cluster.heard_from_leader();
     msgpack(raft::serve_append(s.cluster.raft(), &body).await)
 }
 

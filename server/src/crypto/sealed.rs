@@ -5,7 +5,7 @@ use super::CryptoError;
 use super::cipher::{chunk_span, open_range, seal_stream};
 use super::keyring::Keyring;
 use super::keys::{CustomerKey, DataKey, KekRef, Seal, wrap_key};
-use crate::storage::{BlobId, BlobStore, BodyStream, StorageError};
+use crate::storage::{BodyStream, StorageError};
 
 /// The keys a request can open data keys with: the keyring, and the
 /// customer's key when the request brought one.
@@ -71,15 +71,19 @@ pub fn seal_body(body: BodyStream) -> Result<(BodyStream, DataKey), CryptoError>
 
 /// Streams plaintext bytes `offset..offset+len` of a sealed blob whose
 /// plaintext is `blob_len` long, reading only the chunks they lie in.
-pub async fn read_sealed(
-    store: &dyn BlobStore,
-    blob: &BlobId,
+/// `get(offset, length)` reads stored (sealed) bytes.
+pub async fn read_sealed<Get, Read>(
+    get: Get,
     key: &DataKey,
     blob_len: u64,
     offset: u64,
     len: u64,
-) -> Result<BodyStream, StorageError> {
+) -> Result<BodyStream, StorageError>
+where
+    Get: FnOnce(u64, u64) -> Read,
+    Read: std::future::Future<Output = Result<BodyStream, StorageError>>,
+{
     let span = chunk_span(offset, len, blob_len);
-    let sealed = store.get(blob, span.sealed_offset, span.sealed_len).await?;
+    let sealed = get(span.sealed_offset, span.sealed_len).await?;
     Ok(open_range(sealed, key, span, len))
 }

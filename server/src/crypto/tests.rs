@@ -244,7 +244,7 @@ async fn sealed_blobs_store_only_ciphertext() {
     );
     let n = data.len() as u64;
     let got = collect(
-        read_sealed(&store, &id, &key, n, 70_000, 100_000)
+        read_sealed(|o, l| store.get(&id, o, l), &key, n, 70_000, 100_000)
             .await
             .unwrap(),
     )

@@ -137,6 +137,40 @@ pub enum Command {
     /// Replaces wrapped data keys by the same keys wrapped anew (key
     /// rotation); no data is rewritten.
     Rewrap(super::rewrap::RewrapBatch),
+    /// `command`, whose new blobs are small enough to travel inside it:
+    /// their bytes are stored in the metadata with it, or not at all.
+    WithInline {
+        blobs: Vec<InlineBlob>,
+        command: Box<Command>,
+    },
+}
+
+/// A blob's bytes carried in a command.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct InlineBlob {
+    pub blob: BlobId,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for InlineBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InlineBlob({}, {} bytes)", self.blob, self.data.len())
+    }
+}
+
+impl Command {
+    /// This command, carrying `blobs` when there are any.
+    pub fn with_inline(self, blobs: Vec<InlineBlob>) -> Command {
+        if blobs.is_empty() {
+            self
+        } else {
+            Command::WithInline {
+                blobs,
+                command: Box::new(self),
+            }
+        }
+    }
 }
 
 /// Conditions on the current object that a write requires.
@@ -486,6 +520,15 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
             }
         }
         Command::Rewrap(batch) => outcome.count = super::rewrap::apply(tx, batch)?,
+        Command::WithInline { blobs, command } => {
+            for blob in blobs {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO inline_blobs(blob, data) VALUES (?1, ?2)",
+                )?
+                .execute(params![blob.blob.as_str(), blob.data])?;
+            }
+            outcome = apply(tx, command)?;
+        }
     }
     // Blobs released above are freed only if nothing references them once
     // the whole command is applied: an object replaced by a copy of itself,
@@ -494,6 +537,12 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
     released.sort();
     released.dedup();
     outcome.freed = unreferenced(tx, released)?;
+    // Inline bytes go with the last reference; other nodes' blob stores
+    // never held them.
+    for blob in &outcome.freed {
+        tx.prepare_cached("DELETE FROM inline_blobs WHERE blob = ?1")?
+            .execute(params![blob.as_str()])?;
+    }
     Ok(outcome)
 }
 

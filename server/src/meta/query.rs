@@ -408,6 +408,22 @@ pub fn blob_referenced(conn: &Connection, blob: &BlobId) -> Result<bool, MetaErr
     Ok(stmt.query_row([blob.as_str()], |r| r.get(0))?)
 }
 
+/// The bytes of blobs kept in the metadata, of those among `blobs`.
+pub fn inline_data(
+    conn: &Connection,
+    blobs: &[BlobId],
+) -> Result<Vec<(BlobId, Vec<u8>)>, MetaError> {
+    let mut stmt = conn.prepare_cached("SELECT data FROM inline_blobs WHERE blob = ?1")?;
+    let mut found = Vec::new();
+    for blob in blobs {
+        let data: Option<Vec<u8>> = stmt.query_row([blob.as_str()], |r| r.get(0)).optional()?;
+        if let Some(data) = data {
+            found.push((blob.clone(), data));
+        }
+    }
+    Ok(found)
+}
+
 pub fn stats(conn: &Connection) -> Result<StoreStats, MetaError> {
     Ok(conn.query_row(
         "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(byte_count), 0) FROM buckets",

@@ -80,6 +80,10 @@ pub enum StorageError {
     NotFound(BlobId),
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The blob exists, but no copy of it can be read right now (its
+    /// holders are unreachable).
+    #[error("blob {0} unavailable: {1}")]
+    Unavailable(BlobId, String),
 }
 
 /// A stored blob as the orphan sweep sees it.

@@ -167,7 +167,7 @@ enum Data {
     /// anew for the destination.
     Shared(Vec<Extent>),
     /// Written anew: a new blob, ETag and checksum.
-    Written(StoredBody),
+    Written(Box<StoredBody>),
 }
 
 /// Whether a copy can share the source's blobs: both plaintext, or both
@@ -211,12 +211,18 @@ async fn copy_data(
             .collect::<S3Result<Vec<_>>>()?;
         return Ok(Data::Shared(extents));
     }
-    let Some(_pins) = pin_if_current(app, &source.object).await? else {
+    let Some(pins) = pin_if_current(app, &source.object).await? else {
         // Replaced meanwhile: the caller reads the source again.
         return Err(S3Error::new(S3ErrorCode::ConditionalRequestConflict));
     };
     let opened = open_object(app, &source.object, source.customer.as_ref())?;
-    let stream = extents_stream(app.blobs.clone(), opened, 0, source.object.size);
+    let stream = extents_stream(
+        app.reader.clone(),
+        pins.inline(),
+        opened,
+        0,
+        source.object.size,
+    );
     let algorithm = source
         .object
         .meta
@@ -226,9 +232,9 @@ async fn copy_data(
         .map(|c| c.algorithm)
         .unwrap_or(ChecksumAlgorithm::Crc64Nvme);
     let (stream, slot) = digest_only(stream, Some(algorithm));
-    Ok(Data::Written(
+    Ok(Data::Written(Box::new(
         store_stream(app, stream, slot, destination).await?,
-    ))
+    )))
 }
 
 fn directive(req: &S3Request, header: &'static str) -> S3Result<bool> {
@@ -313,16 +319,29 @@ pub async fn copy_object(app: &App, req: &mut S3Request) -> S3Result<S3Response>
         meta.encryption = encryption.stored.clone();
         meta.upload_id = None;
         object_lock::apply_to_new_version(&mut meta, lock, &bucket, modified_ms)?;
-        let (etag, extents, source_id, written) = match data {
+        let (etag, extents, source_id, written, inline) = match data {
             Data::Shared(extents) => {
                 meta.checksum = src.meta.checksum.clone();
                 meta.parts = src.meta.parts.clone();
-                (src.etag.clone(), extents, Some(src.id), Vec::new())
+                (
+                    src.etag.clone(),
+                    extents,
+                    Some(src.id),
+                    Vec::new(),
+                    Vec::new(),
+                )
             }
             Data::Written(stored) => {
                 meta.checksum = full_object_checksum(&stored.digest);
                 meta.parts = Vec::new();
-                (stored.etag.clone(), stored.extents(), None, stored.blobs())
+                let inline = stored.inline_blobs();
+                (
+                    stored.etag.clone(),
+                    stored.extents(),
+                    None,
+                    stored.blobs(),
+                    inline,
+                )
             }
         };
         let command = Command::PutObject {
@@ -338,7 +357,8 @@ pub async fn copy_object(app: &App, req: &mut S3Request) -> S3Result<S3Response>
             condition: condition.clone(),
             source_id,
             version_id: new_version_id(),
-        };
+        }
+        .with_inline(inline);
         match app.cluster.write(command).await {
             Ok(outcome) => {
                 let mut w = XmlWriter::root("CopyObjectResult");

@@ -5,14 +5,18 @@
 
 use crate::app::App;
 use crate::checksum::etag_of_md5;
+use crate::cluster::blobs::{BlobReader, CrcTap};
 use crate::crypto::{CryptoError, DataKey, KeySource, Seal, read_sealed, seal_body};
-use crate::meta::model::{Extent, ObjectRecord};
+use crate::meta::command::InlineBlob;
+use crate::meta::model::{Extent, ObjectRecord, Placement, StoredBlob};
 use crate::meta::query;
 use crate::s3::body::{BodyDigest, DigestSlot, body_error};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::sse::WriteEncryption;
-use crate::storage::{BlobId, BlobStore, BodyStream, PinGuard, StorageError};
+use crate::storage::{BlobId, BodyStream, PinGuard, StorageError};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A body written as a blob.
@@ -23,6 +27,11 @@ pub struct StoredBody {
     pub digest: BodyDigest,
     pub seal: Option<Seal>,
     pub etag: String,
+    /// Where the blob is kept and what its stored bytes look like.
+    pub place: Placement,
+    /// The stored bytes of a blob small enough to travel in the command
+    /// (`storage.inline_max`); no blob store holds them.
+    pub inline: Option<Vec<u8>>,
 }
 
 impl StoredBody {
@@ -35,7 +44,7 @@ impl StoredBody {
                 blob_offset: 0,
                 length: self.digest.len,
                 seal: self.seal.clone(),
-                place: Default::default(),
+                place: self.place.clone(),
             })
             .collect()
     }
@@ -43,6 +52,39 @@ impl StoredBody {
     pub fn blobs(&self) -> Vec<BlobId> {
         self.blob.iter().cloned().collect()
     }
+
+    /// The bytes the command that records this body must carry.
+    pub fn inline_blobs(&self) -> Vec<InlineBlob> {
+        match (&self.blob, &self.inline) {
+            (Some(blob), Some(data)) => vec![InlineBlob {
+                blob: blob.clone(),
+                data: data.clone(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A body read up to a limit: whole if it fits, else the stream again.
+enum Peeked {
+    Small(Vec<u8>),
+    Large(BodyStream),
+}
+
+/// Reads `stream` into memory if it ends within `limit` bytes.
+async fn peek_small(mut stream: BodyStream, limit: u64) -> std::io::Result<Peeked> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        total += chunk.len() as u64;
+        chunks.push(chunk);
+        if total > limit {
+            let head = futures::stream::iter(chunks.into_iter().map(Ok));
+            return Ok(Peeked::Large(head.chain(stream).boxed()));
+        }
+    }
+    Ok(Peeked::Small(chunks.concat()))
 }
 
 pub fn crypto_error(e: CryptoError) -> S3Error {
@@ -81,11 +123,22 @@ pub async fn store_stream(
             (sealed, Some(key))
         }
     };
-    match app.blobs.put(&blob, stream).await {
-        Ok(_) => {}
-        Err(StorageError::Body(e)) => return Err(body_error(e)),
-        Err(e) => return Err(S3Error::internal(e)),
-    }
+    let crc = CrcTap::default();
+    let stream = crc.tap(stream);
+    let limit = app.config.storage.inline_max.0;
+    let peeked = if limit == 0 {
+        Peeked::Large(stream)
+    } else {
+        peek_small(stream, limit).await.map_err(body_error)?
+    };
+    let (stored_len, inline) = match peeked {
+        Peeked::Small(data) => (data.len() as u64, Some(data)),
+        Peeked::Large(stream) => match app.blobs.put(&blob, stream).await {
+            Ok(len) => (len, None),
+            Err(StorageError::Body(e)) => return Err(body_error(e)),
+            Err(e) => return Err(S3Error::internal(e)),
+        },
+    };
     let digest = slot
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -120,13 +173,29 @@ pub async fn store_stream(
             digest,
             seal: None,
             etag,
+            place: Placement::default(),
+            inline: None,
         });
     }
+    let place = Placement {
+        nodes: if inline.is_some() {
+            Vec::new()
+        } else {
+            vec![app.cluster.node_id()]
+        },
+        inline: inline.is_some(),
+        stored: crc.crc32c().map(|crc32c| StoredBlob {
+            len: stored_len,
+            crc32c,
+        }),
+    };
     Ok(StoredBody {
         blob: Some(blob),
         digest,
         seal,
         etag,
+        place,
+        inline,
     })
 }
 
@@ -170,7 +239,8 @@ pub fn open_extents(extents: &[Extent], keys: &KeySource) -> S3Result<Vec<OpenEx
 /// Streams plaintext bytes `start..start+length` of an object made of
 /// `extents`, opening each blob only when the previous one is done.
 pub fn extents_stream(
-    blobs: Arc<dyn BlobStore>,
+    blobs: Arc<BlobReader>,
+    inline: InlineBytes,
     extents: Vec<OpenExtent>,
     start: u64,
     length: u64,
@@ -194,13 +264,21 @@ pub fn extents_stream(
     futures::stream::iter(pieces)
         .then(move |(open, offset, length)| {
             let blobs = blobs.clone();
+            let inline = inline.clone();
             async move {
                 let blob = &open.extent.blob;
+                let place = &open.extent.place;
+                let get = |offset, length| async move {
+                    if place.inline {
+                        return inline_range(&inline, blob, offset, length);
+                    }
+                    blobs.get(blob, place, offset, length).await
+                };
                 let stream = match (&open.key, &open.extent.seal) {
                     (Some(key), Some(seal)) => {
-                        read_sealed(&*blobs, blob, key, seal.blob_len, offset, length).await
+                        read_sealed(get, key, seal.blob_len, offset, length).await
                     }
-                    _ => blobs.get(blob, offset, length).await,
+                    _ => get(offset, length).await,
                 };
                 stream.map_err(|e| {
                     tracing::error!(%blob, error = %e, "cannot read blob of a stored object");
@@ -223,21 +301,84 @@ pub async fn start_stream(mut stream: BodyStream) -> S3Result<BodyStream> {
             .boxed()),
         Some(Err(e)) => {
             tracing::error!(error = %e, "cannot read a stored object");
-            Err(S3Error::new(S3ErrorCode::InternalError))
+            let unavailable = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<StorageError>())
+                .is_some_and(|inner| matches!(inner, StorageError::Unavailable(..)));
+            Err(S3Error::new(if unavailable {
+                S3ErrorCode::ServiceUnavailable
+            } else {
+                S3ErrorCode::InternalError
+            }))
         }
+    }
+}
+
+/// The bytes of an object's inline blobs, read with the check that the
+/// object is still current.
+pub type InlineBytes = Arc<HashMap<BlobId, Bytes>>;
+
+fn inline_range(
+    inline: &InlineBytes,
+    blob: &BlobId,
+    offset: u64,
+    length: u64,
+) -> Result<BodyStream, StorageError> {
+    let data = inline
+        .get(blob)
+        .ok_or_else(|| StorageError::NotFound(blob.clone()))?;
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let end = usize::try_from(offset.saturating_add(length))
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let piece = data.slice(start..end);
+    Ok(futures::stream::once(async move { Ok(piece) }).boxed())
+}
+
+/// An object's blobs held for reading: the blob store's pinned against
+/// deletion, the inline ones read into memory.
+pub struct Pinned {
+    _guard: PinGuard,
+    inline: InlineBytes,
+}
+
+impl Pinned {
+    pub fn inline(&self) -> InlineBytes {
+        self.inline.clone()
     }
 }
 
 /// Pins the blobs of `object` for reading. `None` if that version was
 /// removed since it was read: its blobs may already be gone.
-pub async fn pin_if_current(app: &App, object: &ObjectRecord) -> S3Result<Option<PinGuard>> {
+pub async fn pin_if_current(app: &App, object: &ObjectRecord) -> S3Result<Option<Pinned>> {
     let blobs = object.extents.iter().map(|e| e.blob.clone()).collect();
     let guard = app.pins.pin(app.blobs.clone(), blobs);
     let id = object.id;
-    let exists = app
+    let inline: Vec<BlobId> = object
+        .extents
+        .iter()
+        .filter(|e| e.place.inline)
+        .map(|e| e.blob.clone())
+        .collect();
+    let current = app
         .meta
-        .read(move |c| query::version_exists(c, id))
+        .read(move |c| {
+            if !query::version_exists(c, id)? {
+                return Ok(None);
+            }
+            query::inline_data(c, &inline).map(Some)
+        })
         .await
         .map_err(|e| super::meta_error(e, &object.bucket, Some(&object.key)))?;
-    Ok(exists.then_some(guard))
+    Ok(current.map(|inline| Pinned {
+        _guard: guard,
+        inline: Arc::new(
+            inline
+                .into_iter()
+                .map(|(blob, data)| (blob, Bytes::from(data)))
+                .collect(),
+        ),
+    }))
 }

@@ -185,7 +185,8 @@ async fn commit_part(
         modified_ms: now_ms(),
         checksum: full_object_checksum(&stored.digest),
         extents: stored.extents(),
-    };
+    }
+    .with_inline(stored.inline_blobs());
     match app.cluster.write(command).await {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -257,7 +258,7 @@ pub async fn upload_part_copy(app: &App, req: &mut S3Request) -> S3Result<S3Resp
     let upload = load_upload(app, req).await?;
     let encryption = part_encryption(app, req, &upload)?;
     let mut attempts = 0;
-    let (source, _pins) = loop {
+    let (source, pins) = loop {
         let source = load_copy_source(app, req).await?;
         if let Some(pins) = pin_if_current(app, &source.object).await? {
             break (source, pins);
@@ -274,7 +275,7 @@ pub async fn upload_part_copy(app: &App, req: &mut S3Request) -> S3Result<S3Resp
     // The part's ETag is the MD5 of the bytes it holds, so they are read
     // (and written as a blob of their own) once.
     let opened = open_object(app, &source.object, source.customer.as_ref())?;
-    let stream = extents_stream(app.blobs.clone(), opened, start, length);
+    let stream = extents_stream(app.reader.clone(), pins.inline(), opened, start, length);
     let (stream, slot) = digest_only(stream, upload.checksum_algorithm);
     let stored = store_stream(app, count_received(app, stream), slot, &encryption).await?;
     commit_part(app, &upload, number, &stored).await?;

@@ -1,7 +1,7 @@
 //! PutObject, GetObject, HeadObject and GetObjectAttributes.
 
 use super::data::{
-    OpenExtent, StoredBody, extents_stream, open_extents, pin_if_current, start_stream,
+    OpenExtent, Pinned, StoredBody, extents_stream, open_extents, pin_if_current, start_stream,
     store_stream,
 };
 use super::{
@@ -168,7 +168,8 @@ pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         condition,
         source_id: None,
         version_id: new_version_id(),
-    };
+    }
+    .with_inline(stored.inline_blobs());
     let outcome = match app.cluster.write(command).await {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -413,7 +414,14 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
         Body::empty()
     } else {
         let opened = open_object(app, &object, customer.as_ref())?;
-        let stream = start_stream(extents_stream(app.blobs.clone(), opened, start, length)).await?;
+        let stream = start_stream(extents_stream(
+            app.reader.clone(),
+            inline_of(&pins),
+            opened,
+            start,
+            length,
+        ))
+        .await?;
         let counter = app.metrics.bytes_sent.clone();
         // The pins live as long as the body: until it is sent or dropped.
         Body::from_stream(stream.inspect(move |item| {
@@ -534,4 +542,9 @@ pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
     );
     version_header(&mut response, &bucket, Some(&object.version_id));
     Ok(response)
+}
+
+/// The inline bytes a read holds, if it holds any blobs at all.
+fn inline_of(pins: &Option<Pinned>) -> super::data::InlineBytes {
+    pins.as_ref().map(Pinned::inline).unwrap_or_default()
 }
