@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 pub fn init(config: &LoggingConfig) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.is_empty() => EnvFilter::try_new(value)?,
-        _ => EnvFilter::try_new(&config.level)
+        _ => EnvFilter::try_new(with_quiet_raft(&config.level))
             .map_err(|e| anyhow::anyhow!("invalid configuration: logging.level: {e}"))?,
     };
     let builder = tracing_subscriber::fmt()
@@ -24,4 +24,16 @@ pub fn init(config: &LoggingConfig) -> anyhow::Result<()> {
     };
     let _ = result;
     Ok(())
+}
+
+/// openraft warns on every failed heartbeat and replication attempt (ten a
+/// second while a peer is down); the transport logs each link going down and
+/// coming back instead. A level that names openraft itself is kept as given.
+fn with_quiet_raft(level: &str) -> String {
+    if level.contains("openraft") {
+        return level.to_string();
+    }
+    format!(
+        "{level},openraft::core::heartbeat=error,openraft::replication=error,openraft::engine::handler::replication_handler=error"
+    )
 }

@@ -39,6 +39,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Metrics with the Raft node's instruments among them.
+    pub fn with_cluster(cluster: &crate::cluster::instruments::Instruments) -> Self {
+        let mut metrics = Self::new();
+        cluster.register(&mut metrics.registry);
+        metrics
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("bleepstore");
         let requests = Family::<RequestLabels, Counter>::default();

@@ -28,6 +28,10 @@ pub struct ClusterView {
     pub term: u64,
     pub last_log_index: Option<u64>,
     pub committed_index: Option<u64>,
+    /// The last entry the newest snapshot covers, and the last entry
+    /// removed from the log (members behind it catch up from a snapshot).
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
     pub members: Vec<MemberView>,
     /// A leader is known and every member is reachable and caught up.
     pub healthy: bool,
@@ -98,7 +102,35 @@ impl Cluster {
             .is_some();
         let applied = m.last_applied.as_ref().map(|l| l.index);
         let committed = m.local_committed.as_ref().map(|l| l.index);
-        member && m.current_leader.is_some() && applied >= committed
+        member && m.current_leader.is_some() && applied >= committed && self.leader_in_touch(&m)
+    }
+
+    /// Whether the leader was heard from lately: a follower cut off from it
+    /// keeps naming it as leader (pre-vote elects nobody) but cannot serve.
+    fn leader_in_touch(&self, m: &openraft::RaftMetrics<super::raft::types::TypeConfig>) -> bool {
+        let voters = m.membership_config.membership().voter_ids().count();
+        if !self.enabled || voters <= 1 && m.current_leader == Some(self.node_id) {
+            return true;
+        }
+        let window = self.settings.peer_timeout;
+        if m.current_leader == Some(self.node_id) {
+            return m
+                .last_quorum_acked
+                .as_ref()
+                .is_some_and(|acked| openraft::Instant::elapsed(&**acked) < window);
+        }
+        self.leader_contact
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < window)
+    }
+
+    /// Records that the leader just reached this node.
+    pub fn heard_from_leader(&self) {
+        *self
+            .leader_contact
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     }
 
     /// The view this node has; the leader's when this node leads.
@@ -167,6 +199,8 @@ impl Cluster {
             term: m.current_term,
             last_log_index: last,
             committed_index: m.local_committed.as_ref().map(|l| l.index),
+            snapshot_index: m.snapshot.as_ref().map(|l| l.index),
+            purged_index: m.purged.as_ref().map(|l| l.index),
             members,
             healthy,
         }

@@ -7,8 +7,10 @@
 //!
 //! Handlers see two calls: [`Cluster::write`] and [`Cluster::read_barrier`].
 
+pub mod blobs;
 mod bootstrap;
 pub mod effects;
+pub mod instruments;
 pub mod internal_api;
 pub mod membership;
 pub mod proposal;
@@ -59,6 +61,9 @@ pub struct Cluster {
     transport: Arc<Transport>,
     cluster_id: Arc<ClusterId>,
     settings: Settings,
+    instruments: instruments::Instruments,
+    /// When the leader's last append or heartbeat arrived.
+    leader_contact: std::sync::Mutex<Option<std::time::Instant>>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -96,7 +101,9 @@ impl Cluster {
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
         let transport = Arc::new(Transport::new(resolver.clone(), secret, cluster_id.clone()));
-        let state_machine = StateMachine::new(meta, snapshots.clone(), after);
+        let instruments = instruments::Instruments::default();
+        log.observe_appends(instruments.log_append.clone());
+        let state_machine = StateMachine::new(meta, snapshots.clone(), after, instruments.clone());
         let raft = raft::start(
             node_id,
             raft::raft_config(&config.cluster)?,
@@ -113,6 +120,8 @@ impl Cluster {
             snapshots,
             transport,
             cluster_id,
+            instruments,
+            leader_contact: Default::default(),
             settings: Settings {
                 request_timeout: Duration::from_millis(config.cluster.request_timeout_ms),
                 read_consistency: config.cluster.read_consistency,
@@ -123,6 +132,12 @@ impl Cluster {
             },
             tasks: Default::default(),
         });
+        let observer = tokio::spawn(observe(cluster.clone()));
+        cluster
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observer);
         bootstrap::start(&cluster).await?;
         if cluster.enabled {
             let keeper = tokio::spawn(membership::keep(cluster.clone()));
@@ -179,6 +194,10 @@ impl Cluster {
         self.log.set_cluster_id(&id).await?;
         self.cluster_id.set(id);
         Ok(())
+    }
+
+    pub fn instruments(&self) -> &instruments::Instruments {
+        &self.instruments
     }
 
     pub fn settings(&self) -> &Settings {
@@ -248,4 +267,17 @@ pub enum Refused {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Keeps the Raft gauges current (and counts leader changes as they happen).
+async fn observe(cluster: Arc<Cluster>) {
+    use openraft::async_runtime::WatchReceiver;
+    let mut metrics = cluster.raft.metrics();
+    loop {
+        let current = metrics.borrow_watched().clone();
+        cluster.instruments.observe(cluster.node_id, &current);
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }

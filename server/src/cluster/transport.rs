@@ -69,6 +69,9 @@ pub struct Transport {
     resolver: Arc<Resolver>,
     secret: String,
     cluster_id: Arc<ClusterId>,
+    /// Peers whose last Raft call failed: a link going down or coming back
+    /// is logged once, not on every heartbeat.
+    down: std::sync::Mutex<std::collections::BTreeSet<u64>>,
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -96,6 +99,19 @@ impl Transport {
             resolver,
             secret,
             cluster_id,
+            down: Default::default(),
+        }
+    }
+
+    /// Records how the last Raft call to `peer` went.
+    pub fn link_state(&self, peer: u64, error: Option<&TransportError>) {
+        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        match error {
+            Some(e) if down.insert(peer) => {
+                tracing::warn!(peer, error = %e, "cannot reach a peer; retrying quietly")
+            }
+            None if down.remove(&peer) => tracing::info!(peer, "a peer is reachable again"),
+            _ => {}
         }
     }
 

@@ -95,6 +95,7 @@ impl Cluster {
                 "the write was not committed in time",
             )));
         }
+        self.instruments.forwarded.inc();
         let answer: Result<Result<Answer, Refused>, TransportError> =
             self.call(leader, paths::PROPOSE, proposal, timeout).await;
         match answer {

@@ -37,6 +37,7 @@ struct Inner {
     /// durable write rather than on its own: losing it only means that a
     /// restart re-applies a little less before the leader tells it again.
     committed: Mutex<Option<Option<LogId>>>,
+    append_seconds: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
 
 #[derive(Clone)]
@@ -49,6 +50,11 @@ fn other<E: std::fmt::Display>(e: E) -> io::Error {
 }
 
 impl LogStore {
+    /// Where the time of each append (with its flush) is recorded.
+    pub fn observe_appends(&self, histogram: prometheus_client::metrics::histogram::Histogram) {
+        let _ = self.inner.append_seconds.set(histogram);
+    }
+
     /// Opens (creating if needed) the log at `path`.
     pub fn open(path: &Path) -> io::Result<Self> {
         if let Some(parent) = path.parent() {
@@ -74,6 +80,7 @@ impl LogStore {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 committed: Mutex::new(None),
+                append_seconds: Default::default(),
             }),
         })
     }
@@ -279,6 +286,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let started = std::time::Instant::now();
         let mut rows = Vec::new();
         for entry in entries {
             rows.push((entry.log_id.index as i64, encode(&entry).map_err(other)?));
@@ -294,6 +302,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Ok(())
             })
             .await;
+        if let Some(histogram) = self.inner.append_seconds.get() {
+            histogram.observe(started.elapsed().as_secs_f64());
+        }
         match result {
             Ok(()) => {
                 callback.io_completed(Ok(()));

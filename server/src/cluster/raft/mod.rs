@@ -9,6 +9,9 @@ pub mod snapshots;
 pub mod state_machine;
 pub mod types;
 
+#[cfg(test)]
+mod replay_tests;
+
 use crate::cluster::proposal::{decode, encode};
 use bleepstore_config::ClusterConfig;
 use futures::StreamExt;
@@ -32,8 +35,11 @@ pub fn raft_config(cluster: &ClusterConfig) -> anyhow::Result<Arc<openraft::Conf
         election_timeout_min: cluster.election_timeout_ms,
         election_timeout_max: cluster.election_timeout_ms * 2,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cluster.snapshot_every),
-        max_in_snapshot_log_to_keep: 1000,
-        purge_batch_size: 256,
+        // Entries kept past a snapshot (so a briefly lagging follower needs
+        // no snapshot) and purged at a time: a fraction of the interval, so
+        // small intervals compact too.
+        max_in_snapshot_log_to_keep: (cluster.snapshot_every / 4).min(1000),
+        purge_batch_size: (cluster.snapshot_every / 4).clamp(1, 256),
         enable_pre_vote: Some(true),
         ..Default::default()
     };

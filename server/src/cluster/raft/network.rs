@@ -78,11 +78,12 @@ impl Peer {
         Resp: DeserializeOwned,
     {
         let body = encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let bytes = self
+        let sent = self
             .transport
             .call(self.target, path, body, option.soft_ttl())
-            .await
-            .map_err(rpc_error)?;
+            .await;
+        self.transport.link_state(self.target, sent.as_ref().err());
+        let bytes = sent.map_err(rpc_error)?;
         let answer: Result<Resp, RaftError<TypeConfig>> =
             decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         // A remote fatal error (the peer's Raft stopped): back off.

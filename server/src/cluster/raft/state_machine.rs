@@ -10,6 +10,7 @@ use super::snapshots::{
     encoded_membership,
 };
 use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::cluster::instruments::{Instruments, seconds_since};
 use crate::cluster::proposal::{ANSWER_RETENTION_MS, Answer, FORMAT, Proposal, decode, encode};
 use crate::meta::{MetaError, Metadata, Outcome, apply_entry, raft_state};
 use crate::storage::BlobId;
@@ -35,6 +36,7 @@ struct Inner {
     meta: Metadata,
     snapshots: Arc<SnapshotStore>,
     after: Arc<dyn AfterApply>,
+    instruments: Instruments,
 }
 
 #[derive(Clone)]
@@ -47,12 +49,18 @@ fn other<E: std::fmt::Display>(e: E) -> io::Error {
 }
 
 impl StateMachine {
-    pub fn new(meta: Metadata, snapshots: Arc<SnapshotStore>, after: Arc<dyn AfterApply>) -> Self {
+    pub fn new(
+        meta: Metadata,
+        snapshots: Arc<SnapshotStore>,
+        after: Arc<dyn AfterApply>,
+        instruments: Instruments,
+    ) -> Self {
         StateMachine {
             inner: Arc::new(Inner {
                 meta,
                 snapshots,
                 after,
+                instruments,
             }),
         }
     }
@@ -61,6 +69,7 @@ impl StateMachine {
         &self,
         batch: Vec<(Entry, Option<ApplyResponder<TypeConfig>>)>,
     ) -> io::Result<()> {
+        let started = std::time::Instant::now();
         let (entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
         let answers = self
             .inner
@@ -68,6 +77,7 @@ impl StateMachine {
             .write(move |tx| apply_entries(tx, entries))
             .await
             .map_err(other)?;
+        self.inner.instruments.apply.observe(seconds_since(started));
         let freed: Vec<BlobId> = answers
             .iter()
             .filter_map(|answer| match &answer.0 {
@@ -89,7 +99,7 @@ impl StateMachine {
 }
 
 /// Applies `entries` in order inside `tx`, recording the last one's log id.
-fn apply_entries(
+pub(crate) fn apply_entries(
     tx: &rusqlite::Transaction,
     entries: Vec<Entry>,
 ) -> Result<Vec<Answer>, MetaError> {
@@ -146,11 +156,27 @@ fn apply_proposal(tx: &rusqlite::Transaction, proposal: &Proposal) -> Result<Ans
     Ok(answer)
 }
 
+impl StateMachine {
+    fn record_snapshot(&self, file: &super::snapshots::SnapshotFile, started: std::time::Instant) {
+        if let Ok(m) = std::fs::metadata(&file.path) {
+            self.inner.instruments.snapshot_bytes.set(m.len() as i64);
+        }
+        self.inner
+            .instruments
+            .snapshot_seconds
+            .observe(seconds_since(started));
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        self.inner.snapshots.build(&self.inner.meta).await
+        let started = std::time::Instant::now();
+        let snapshot = self.inner.snapshots.build(&self.inner.meta).await?;
+        self.record_snapshot(&snapshot.snapshot, started);
+        tracing::info!(last_log_id = ?snapshot.meta.last_log_id, "built a snapshot of the metadata");
+        Ok(snapshot)
     }
 }
 
@@ -193,10 +219,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
         tracing::info!(last_log_id = ?meta.last_log_id, "installing a snapshot of the metadata");
+        let started = std::time::Instant::now();
+        let size = std::fs::metadata(&snapshot.path).map(|m| m.len()).ok();
         self.inner
             .snapshots
             .install(meta, snapshot, &self.inner.meta)
-            .await
+            .await?;
+        if let Some(size) = size {
+            self.inner.instruments.snapshot_bytes.set(size as i64);
+        }
+        self.inner
+            .instruments
+            .snapshot_seconds
+            .observe(seconds_since(started));
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {

@@ -1,0 +1,126 @@
+//! Prometheus instruments of the Raft node: gauges read from openraft's
+//! metrics when scraped, counters and histograms fed by the log store, the
+//! state machine, the snapshot builder and the write path.
+
+use super::raft::types::TypeConfig;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+#[derive(Clone)]
+pub struct Instruments {
+    term: Gauge<i64, AtomicI64>,
+    commit_index: Gauge<i64, AtomicI64>,
+    applied_index: Gauge<i64, AtomicI64>,
+    is_leader: Gauge<i64, AtomicI64>,
+    leader_changes: Counter<u64, AtomicU64>,
+    /// The leader last seen by `observe`, +1 (0: none seen yet).
+    last_leader: Arc<AtomicU64>,
+    pub forwarded: Counter<u64, AtomicU64>,
+    pub log_append: Histogram,
+    pub apply: Histogram,
+    pub snapshot_bytes: Gauge<i64, AtomicI64>,
+    pub snapshot_seconds: Histogram,
+}
+
+fn latency() -> Histogram {
+    Histogram::new([
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ])
+}
+
+impl Default for Instruments {
+    fn default() -> Self {
+        Instruments {
+            term: Gauge::default(),
+            commit_index: Gauge::default(),
+            applied_index: Gauge::default(),
+            is_leader: Gauge::default(),
+            leader_changes: Counter::default(),
+            last_leader: Arc::new(AtomicU64::new(0)),
+            forwarded: Counter::default(),
+            log_append: latency(),
+            apply: latency(),
+            snapshot_bytes: Gauge::default(),
+            snapshot_seconds: Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0]),
+        }
+    }
+}
+
+impl Instruments {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("raft_term", "Current Raft term", self.term.clone());
+        registry.register(
+            "raft_commit_index",
+            "Highest log index known committed",
+            self.commit_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Highest log index applied to the metadata",
+            self.applied_index.clone(),
+        );
+        registry.register(
+            "raft_is_leader",
+            "1 on the leader, else 0",
+            self.is_leader.clone(),
+        );
+        registry.register(
+            "raft_leader_changes",
+            "Times this node saw the leader change",
+            self.leader_changes.clone(),
+        );
+        registry.register(
+            "raft_forwarded",
+            "Commands forwarded to the leader",
+            self.forwarded.clone(),
+        );
+        registry.register(
+            "raft_log_append_seconds",
+            "Time to append and flush a batch of log entries",
+            self.log_append.clone(),
+        );
+        registry.register(
+            "raft_apply_seconds",
+            "Time to apply a batch of committed entries",
+            self.apply.clone(),
+        );
+        registry.register(
+            "raft_snapshot_bytes",
+            "Size of the newest snapshot built or installed",
+            self.snapshot_bytes.clone(),
+        );
+        registry.register(
+            "raft_snapshot_seconds",
+            "Time to build or install a snapshot",
+            self.snapshot_seconds.clone(),
+        );
+    }
+
+    /// Updates the gauges from openraft's view (called on every change).
+    pub fn observe(&self, node_id: u64, m: &openraft::RaftMetrics<TypeConfig>) {
+        self.term.set(m.current_term as i64);
+        let index = |l: Option<u64>| l.map(|i| i as i64).unwrap_or(0);
+        self.commit_index
+            .set(index(m.local_committed.as_ref().map(|l| l.index)));
+        self.applied_index
+            .set(index(m.last_applied.as_ref().map(|l| l.index)));
+        self.is_leader
+            .set(i64::from(m.current_leader == Some(node_id)));
+        if let Some(leader) = m.current_leader {
+            let previous = self.last_leader.swap(leader + 1, Ordering::Relaxed);
+            if previous != 0 && previous != leader + 1 {
+                self.leader_changes.inc();
+            }
+        }
+    }
+}
+
+/// Seconds since `start`, for a histogram.
+pub fn seconds_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
+}
