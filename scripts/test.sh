@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit and integration tests,
-# the black-box S3 client suite against the release binary, and the operator's
+# the black-box S3 client suite against the release binary, the cluster suite
+# (Raft groups of real server processes), and the operator's
 # chart, manifest and image checks. Builds once (release) and reuses the
 # binaries everywhere. Installs what it needs (Python venvs, rclone, podman)
 # itself, idempotently.
@@ -32,6 +33,10 @@ fi
 
 step "black-box S3 client suite"
 BLEEPSTORE_BIN=$BIN_DIR/bleepstore bash tests/blackbox/run.sh
+
+step "cluster suite (Raft groups of real processes)"
+BLEEPSTORE_BIN=$BIN_DIR/bleepstore BLEEPSTORE_OPERATOR_BIN=$BIN_DIR/bleepstore-operator \
+    bash tests/cluster/run.sh
 
 step "operator: CRD, chart, manifests, images"
 BLEEPSTORE_BIN_DIR=$BIN_DIR bash tests/operator/run.sh

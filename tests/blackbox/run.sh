@@ -8,8 +8,6 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${BLEEPSTORE_CACHE:-$HOME/.cache/bleepstore}"
-venv="$cache/venv-blackbox"
 export BLEEPSTORE_BIN="${BLEEPSTORE_BIN:-$HOME/.cache/bleepstore-target/release/bleepstore}"
 
 if [[ ! -x "$BLEEPSTORE_BIN" ]]; then
@@ -19,14 +17,7 @@ if [[ ! -x "$BLEEPSTORE_BIN" ]]; then
 fi
 
 # Python clients, reinstalled only when requirements.txt changes.
-mkdir -p "$cache"
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-    echo "$want" > "$stamp"
-fi
+source "$here/../lib/venv.sh"
 
 # rclone from Debian, only if missing.
 if ! command -v rclone >/dev/null 2>&1; then

@@ -62,7 +62,7 @@ def test_delete_bucket_frees_nothing_it_should_not(private_server):
     c = client_for(srv.endpoint, ROOT_KEY, ROOT_SECRET)
     c.create_bucket(Bucket="one")
     c.create_bucket(Bucket="two")
-    data = os.urandom(4096)
+    data = os.urandom(64 * 1024)  # above storage.inline_max: a blob file
     c.put_object(Bucket="one", Key="k", Body=data)
     c.copy_object(Bucket="two", Key="k", CopySource={"Bucket": "one", "Key": "k"})
     c.delete_object(Bucket="one", Key="k")

@@ -189,7 +189,7 @@ def test_expired_uploads_are_aborted_and_freed(private_server):
     c = client_for(srv.endpoint, ROOT_KEY, ROOT_SECRET)
     c.create_bucket(Bucket="expiry")
     upload_id = c.create_multipart_upload(Bucket="expiry", Key="old")["UploadId"]
-    c.upload_part(Bucket="expiry", Key="old", UploadId=upload_id, PartNumber=1, Body=b"x" * 1000)
+    c.upload_part(Bucket="expiry", Key="old", UploadId=upload_id, PartNumber=1, Body=b"x" * 100_000)
     assert len(blob_files(srv)) == 1
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and "Uploads" in c.list_multipart_uploads(Bucket="expiry"):
