@@ -11,6 +11,8 @@ pub mod types;
 
 #[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+mod storage_suite;
 
 use crate::cluster::proposal::{decode, encode};
 use bleepstore_config::ClusterConfig;

@@ -241,14 +241,21 @@ impl SnapshotStore {
             )));
         }
         // The current snapshot itself (restoring after a crash) stays where
-        // it is; a received one becomes the current one.
+        // it is; a received one becomes the current one, and a kept file of
+        // another store is copied in first.
         let mut data = data;
+        let ours = self.current().is_some_and(|c| c.snapshot.path == data.path);
         let kept = if data.temporary {
             let path = self.keep(meta.clone(), &data.path)?;
             data.temporary = false;
             path
-        } else {
+        } else if ours {
             data.path.clone()
+        } else {
+            let copy = self.scratch("copied");
+            std::fs::copy(&data.path, &copy)?;
+            std::fs::File::open(&copy)?.sync_all()?;
+            self.keep(meta.clone(), &copy)?
         };
         let working = self.scratch("installing");
         std::fs::copy(&kept, &working)?;

@@ -1,0 +1,601 @@
+//! S3 throughput side by side: the local backend, the memory backend and a
+//! three-node cluster on this machine, for small, medium and large objects,
+//! in one run. Prints figures; asserts nothing.
+//!
+//! ```sh
+//! cargo build --release -p bleepstore --examples
+//! taskset -c 0 target/release/examples/bench_s3            # servers run on core 1
+//! taskset -c 0 target/release/examples/bench_s3 --seconds 3 --repeats 1 --sizes 4KiB
+//! ```
+//!
+//! The client is a small warp-like load generator (SigV4 with
+//! UNSIGNED-PAYLOAD over pooled HTTP/1.1 connections, a fixed number of
+//! requests in flight). Each server process is started with `taskset -c 1`
+//! when the machine has two or more cores. Server CPU per request comes
+//! from /proc (user + system time of every server process), RSS from
+//! VmRSS / VmHWM.
+
+use bleepstore::auth::sigv4::{sign, signing_key, string_to_sign};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "bench-key";
+const SECRET: &str = "bench-secret-0123456789";
+const REGION: &str = "us-east-1";
+
+struct Args {
+    seconds: u64,
+    repeats: usize,
+    concurrency: usize,
+    sizes: Vec<u64>,
+    setups: Vec<String>,
+    binary: PathBuf,
+}
+
+fn parse_size(s: &str) -> u64 {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number.parse().expect("a size like 4KiB");
+    n * match unit {
+        "" | "B" => 1,
+        "KiB" | "K" => 1024,
+        "MiB" | "M" => 1024 * 1024,
+        other => panic!("unknown unit {other}"),
+    }
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        seconds: 8,
+        repeats: 3,
+        concurrency: 16,
+        sizes: vec![4 * 1024, 1024 * 1024, 64 * 1024 * 1024],
+        setups: vec!["local".into(), "memory".into(), "cluster3".into()],
+        binary: std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent()?.parent().map(|d| d.join("bleepstore")))
+            .unwrap_or_else(|| PathBuf::from("bleepstore")),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().expect("a value after the flag");
+        match flag.as_str() {
+            "--seconds" => args.seconds = value().parse().expect("seconds"),
+            "--repeats" => args.repeats = value().parse().expect("repeats"),
+            "--concurrency" => args.concurrency = value().parse().expect("concurrency"),
+            "--sizes" => args.sizes = value().split(',').map(parse_size).collect(),
+            "--setups" => args.setups = value().split(',').map(str::to_string).collect(),
+            "--bin" => args.binary = PathBuf::from(value()),
+            other => panic!(
+                "unknown flag {other} (--seconds --repeats --concurrency --sizes --setups --bin)"
+            ),
+        }
+    }
+    args
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One server process.
+struct Server {
+    child: Child,
+    s3_port: u16,
+    ops_port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pinned(binary: &Path) -> Command {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if cores >= 2 && Path::new("/usr/bin/taskset").exists() {
+        let mut c = Command::new("/usr/bin/taskset");
+        c.arg("-c").arg("1").arg(binary);
+        c
+    } else {
+        Command::new(binary)
+    }
+}
+
+/// A setup: its servers, and the time from start to the first answer.
+struct Setup {
+    servers: Vec<Server>,
+    first_answer: Duration,
+    _dir: tempfile::TempDir,
+}
+
+fn wait_health(port: u16, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+fn start_setup(args: &Args, name: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let nodes = if name == "cluster3" { 3 } else { 1 };
+    let ports: Vec<(u16, u16)> = (0..nodes).map(|_| (free_port(), free_port())).collect();
+    let mut servers = Vec::new();
+    let started = Instant::now();
+    for (i, (s3, ops)) in ports.iter().enumerate() {
+        let data = dir.path().join(format!("node{i}"));
+        let mut config = serde_json::json!({
+            "server": {"s3_listen": format!("127.0.0.1:{s3}"), "ops_listen": format!("127.0.0.1:{ops}")},
+            "storage": {"data_dir": data, "backend": if name == "memory" {"memory"} else {"local"}},
+            "auth": {"access_key": KEY, "secret_key": SECRET},
+            "logging": {"level": "warn"},
+            "limits": {"max_object_size": "1GiB"},
+        });
+        if nodes > 1 {
+            config["cluster"] = serde_json::json!({
+                "enabled": true, "node_id": i, "secret": "bench-cluster-secret",
+                "peers": ports.iter().enumerate().map(|(id, (_, ops))| serde_json::json!({"id": id, "address": format!("127.0.0.1:{ops}")})).collect::<Vec<_>>(),
+            });
+        }
+        let file = dir.path().join(format!("node{i}.yaml"));
+        std::fs::write(&file, config.to_string()).expect("write config");
+        let child = pinned(&args.binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", args.binary.display()));
+        servers.push(Server {
+            child,
+            s3_port: *s3,
+            ops_port: *ops,
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut first_answer = Duration::ZERO;
+    for (i, server) in servers.iter().enumerate() {
+        assert!(
+            wait_health(server.ops_port, deadline),
+            "{name}: node {i} not ready"
+        );
+        if i == 0 {
+            first_answer = started.elapsed();
+        }
+    }
+    if nodes > 1 {
+        // Until all three are voters (they join as learners).
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    Setup {
+        servers,
+        first_answer,
+        _dir: dir,
+    }
+}
+
+/// User + system CPU seconds of a process.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The server's own pid (under taskset, the child execs the binary, same pid).
+fn pids(setup: &Setup) -> Vec<u32> {
+    setup.servers.iter().map(|s| s.child.id()).collect()
+}
+
+struct Signer {
+    key: [u8; 32],
+    date: String,
+    amz_date: String,
+}
+
+impl Signer {
+    fn new() -> Signer {
+        let now = time::OffsetDateTime::now_utc();
+        let amz_date = now
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .expect("a formatted date");
+        let date = amz_date[..8].to_string();
+        Signer {
+            key: signing_key(SECRET, &date, REGION, "s3"),
+            amz_date,
+            date,
+        }
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        port: u16,
+        path: &str,
+        body: Bytes,
+    ) -> hyper::Request<Full<Bytes>> {
+        let host = format!("127.0.0.1:{port}");
+        let canonical = format!(
+            "{method}\n{path}\n\nhost:{host}\nx-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:{}\n\nhost;x-amz-content-sha256;x-amz-date\nUNSIGNED-PAYLOAD",
+            self.amz_date
+        );
+        let scope = format!("{}/{REGION}/s3/aws4_request", self.date);
+        let to_sign = string_to_sign(&self.amz_date, &scope, &canonical);
+        let signature = sign(&self.key, &to_sign);
+        hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{host}{path}"))
+            .header("host", host)
+            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+            .header("x-amz-date", &self.amz_date)
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={KEY}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}"
+                ),
+            )
+            .header("content-length", body.len())
+            .body(Full::new(body))
+            .expect("a request")
+    }
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+async fn send(client: &HttpClient, request: hyper::Request<Full<Bytes>>) -> Result<u64, String> {
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let mut body = response.into_body();
+    let mut n = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Some(data) = frame.data_ref() {
+            n += data.len() as u64;
+        }
+    }
+    if status.is_success() {
+        Ok(n)
+    } else {
+        Err(format!("status {status}"))
+    }
+}
+
+struct Phase {
+    ops: u64,
+    errors: u64,
+    seconds: f64,
+    latencies: Vec<Duration>,
+    cpu: f64,
+}
+
+/// Runs `op` from `concurrency` workers for `seconds`.
+async fn phase<F, Fut>(concurrency: usize, seconds: u64, pids: &[u32], op: F) -> Phase
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<u64, String>> + Send,
+{
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let cpu_before: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let (op, stop, errors) = (op.clone(), stop.clone(), errors.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match op(w, n).await {
+                    Ok(_) => latencies.push(t.elapsed()),
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await.unwrap_or_default());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
+    latencies.sort();
+    Phase {
+        ops: latencies.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        seconds: elapsed,
+        latencies,
+        cpu: cpu_after - cpu_before,
+    }
+}
+
+fn percentile(latencies: &[Duration], p: f64) -> Duration {
+    if latencies.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+    latencies[i]
+}
+
+#[derive(Clone, Copy, Default)]
+struct Figure {
+    ops_per_s: f64,
+    mib_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_us: f64,
+    errors: u64,
+}
+
+fn figure(p: &Phase, size: u64) -> Figure {
+    let ops_per_s = p.ops as f64 / p.seconds;
+    Figure {
+        ops_per_s,
+        mib_per_s: ops_per_s * size as f64 / (1024.0 * 1024.0),
+        p50_ms: percentile(&p.latencies, 0.50).as_secs_f64() * 1e3,
+        p99_ms: percentile(&p.latencies, 0.99).as_secs_f64() * 1e3,
+        cpu_us: if p.ops > 0 {
+            p.cpu / p.ops as f64 * 1e6
+        } else {
+            0.0
+        },
+        errors: p.errors,
+    }
+}
+
+/// The best of the repeats (by ops/s), as warp's summaries do for a run.
+fn best(figures: &[Figure]) -> Figure {
+    figures
+        .iter()
+        .copied()
+        .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s))
+        .unwrap_or_default()
+}
+
+fn label(size: u64) -> String {
+    if size >= 1024 * 1024 {
+        format!("{}MiB", size / (1024 * 1024))
+    } else {
+        format!("{}KiB", size / 1024)
+    }
+}
+
+/// The disk's own bandwidth for 1 MiB writes ending in fdatasync.
+fn disk_bandwidth(dir: &Path) -> f64 {
+    use std::io::Write;
+    let path = dir.join("bench-disk-probe");
+    let chunk = vec![0x5au8; 1024 * 1024];
+    let total = 256;
+    let started = Instant::now();
+    let mut file = std::fs::File::create(&path).expect("probe file");
+    for _ in 0..total {
+        file.write_all(&chunk).expect("write");
+    }
+    file.sync_data().expect("fdatasync");
+    let secs = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    total as f64 / secs
+}
+
+fn main() {
+    let args = args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let probe_dir = tempfile::tempdir_in(".").expect("a temp dir here");
+    let disk = disk_bandwidth(probe_dir.path());
+    println!(
+        "# bleepstore bench: {} s runs, best of {}, {} in flight",
+        args.seconds, args.repeats, args.concurrency
+    );
+    println!("disk fdatasync bandwidth (1 MiB writes): {disk:.0} MiB/s");
+    println!(
+        "{:<9} {:>6} {:>4} {:>10} {:>9} {:>9} {:>9} {:>11} {:>7}",
+        "setup", "size", "op", "ops/s", "MiB/s", "p50 ms", "p99 ms", "cpu µs/op", "errors"
+    );
+    let mut results: Vec<(String, u64, &str, Figure)> = Vec::new();
+    for name in &args.setups {
+        let setup = start_setup(&args, name);
+        let pids = pids(&setup);
+        let idle_rss: u64 = pids.iter().map(|&p| status_kib(p, "VmRSS:")).sum();
+        let ports: Arc<Vec<u16>> = Arc::new(setup.servers.iter().map(|s| s.s3_port).collect());
+        let client: HttpClient = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(64)
+            .build_http();
+        let signer = Arc::new(Signer::new());
+        runtime.block_on(async {
+            let create = signer.request("PUT", ports[0], "/bench", Bytes::new());
+            send(&client, create).await.expect("create the bucket");
+        });
+        for &size in &args.sizes {
+            // Large objects: fewer in flight and a small key space, so the
+            // memory backend holds a bounded amount.
+            let (concurrency, keys) = if size >= 16 * 1024 * 1024 {
+                (args.concurrency.min(4), 8u64)
+            } else {
+                (args.concurrency, u64::MAX)
+            };
+            let body = Bytes::from((0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+            let mut puts = Vec::new();
+            let mut gets = Vec::new();
+            for repeat in 0..args.repeats {
+                // Signatures are dated: a fresh signer per repeat stays
+                // within the server's clock-skew window on long runs.
+                let signer = Arc::new(Signer::new());
+                // How many keys each worker wrote: its GETs read only those.
+                let written: Arc<Vec<AtomicU64>> =
+                    Arc::new((0..concurrency).map(|_| AtomicU64::new(0)).collect());
+                let p = {
+                    let (client, signer, ports, body, written) = (
+                        client.clone(),
+                        signer.clone(),
+                        ports.clone(),
+                        body.clone(),
+                        written.clone(),
+                    );
+                    runtime.block_on(phase(concurrency, args.seconds, &pids, move |w, n| {
+                        let key = format!("/bench/{}-{repeat}-{w}-{}", label(size), n % keys);
+                        let port = ports[(w + n as usize) % ports.len()];
+                        let request = signer.request("PUT", port, &key, body.clone());
+                        let (client, written) = (client.clone(), written.clone());
+                        async move {
+                            let r = send(&client, request).await;
+                            if r.is_ok() {
+                                written[w].fetch_max(n + 1, Ordering::Relaxed);
+                            }
+                            r
+                        }
+                    }))
+                };
+                puts.push(figure(&p, size));
+                let g = {
+                    let (client, signer, ports) = (client.clone(), signer.clone(), ports.clone());
+                    let spans: Vec<u64> = written
+                        .iter()
+                        .map(|n| n.load(Ordering::Relaxed).clamp(1, keys))
+                        .collect();
+                    runtime.block_on(phase(concurrency, args.seconds, &pids, move |w, n| {
+                        // Worker w reads back the keys it wrote.
+                        let key = format!("/bench/{}-{repeat}-{w}-{}", label(size), n % spans[w]);
+                        let port = ports[(w * 7 + n as usize) % ports.len()];
+                        let request = signer.request("GET", port, &key, Bytes::new());
+                        let client = client.clone();
+                        async move { send(&client, request).await }
+                    }))
+                };
+                gets.push(figure(&g, size));
+            }
+            for (op, figures) in [("PUT", &puts), ("GET", &gets)] {
+                let f = best(figures);
+                println!(
+                    "{:<9} {:>6} {:>4} {:>10.0} {:>9.1} {:>9.2} {:>9.2} {:>11.0} {:>7}",
+                    name,
+                    label(size),
+                    op,
+                    f.ops_per_s,
+                    f.mib_per_s,
+                    f.p50_ms,
+                    f.p99_ms,
+                    f.cpu_us,
+                    f.errors
+                );
+                results.push((name.clone(), size, op, f));
+            }
+        }
+        let peak_rss: u64 = pids.iter().map(|&p| status_kib(p, "VmHWM:")).sum();
+        println!(
+            "{name}: first answer {:.1} ms after start; RSS idle {:.1} MiB, peak under load {:.1} MiB ({} process{})",
+            setup.first_answer.as_secs_f64() * 1e3,
+            idle_rss as f64 / 1024.0,
+            peak_rss as f64 / 1024.0,
+            pids.len(),
+            if pids.len() == 1 { "" } else { "es" }
+        );
+    }
+    let find = |setup: &str, size: u64, op: &str| {
+        results
+            .iter()
+            .find(|(s, z, o, _)| s == setup && *z == size && *o == op)
+            .map(|(_, _, _, f)| *f)
+    };
+    println!("# ratios against the targets");
+    let ratio = |what: &str, a: Option<Figure>, b: Option<Figure>, target: f64| {
+        if let (Some(a), Some(b)) = (a, b)
+            && b.ops_per_s > 0.0
+        {
+            let r = a.ops_per_s / b.ops_per_s;
+            println!(
+                "{what}: {:.0} % (target ≥ {:.0} %)",
+                r * 100.0,
+                target * 100.0
+            );
+        }
+    };
+    let small = 4 * 1024;
+    ratio(
+        "local 4KiB PUT / memory 4KiB PUT",
+        find("local", small, "PUT"),
+        find("memory", small, "PUT"),
+        0.70,
+    );
+    ratio(
+        "cluster3 4KiB PUT / local 4KiB PUT",
+        find("cluster3", small, "PUT"),
+        find("local", small, "PUT"),
+        0.50,
+    );
+    ratio(
+        "cluster3 4KiB GET / local 4KiB GET",
+        find("cluster3", small, "GET"),
+        find("local", small, "GET"),
+        0.70,
+    );
+    if let Some(f) = find("local", 1024 * 1024, "PUT") {
+        println!(
+            "local 1MiB PUT: {:.0} MiB/s = {:.0} % of the disk's fdatasync bandwidth (target ≥ 50 %)",
+            f.mib_per_s,
+            f.mib_per_s / disk * 100.0
+        );
+    }
+    if let Some(f) = find("local", small, "GET") {
+        println!(
+            "local 4KiB GET: {:.0} µs of server CPU per request (target ≤ 80)",
+            f.cpu_us
+        );
+    }
+}
