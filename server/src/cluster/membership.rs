@@ -6,7 +6,7 @@
 use super::transport::TransportError;
 use super::{Cluster, Refused, paths};
 use openraft::ChangeMembers;
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -331,15 +331,14 @@ impl Cluster {
             self.change(removal).await?;
         }
         self.resolver().learn(request.id, &request.address);
-        let added = self
-            .raft
-            .add_learner(
-                request.id,
-                openraft::BasicNode::new(&request.address),
-                false,
-            )
-            .await;
-        added.map(|_| ()).map_err(refused)?;
+        let node = openraft::BasicNode::new(&request.address);
+        self.waiting_out_changes(|| async {
+            self.raft
+                .add_learner(request.id, node.clone(), false)
+                .await
+                .map(|_| ())
+        })
+        .await?;
         tracing::info!(node = request.id, address = %request.address, "added a learner");
         Ok(())
     }
@@ -373,11 +372,34 @@ impl Cluster {
     }
 
     async fn change(&self, change: ChangeMembers<u64, openraft::BasicNode>) -> Result<(), Refused> {
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map(|_| ())
-            .map_err(refused)
+        self.waiting_out_changes(|| async {
+            self.raft
+                .change_membership(change.clone(), false)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Runs a membership change, waiting out one already in progress (a
+    /// promotion by the keeper, a node joining by itself) until the request
+    /// timeout; still busy then, it is a retryable refusal.
+    async fn waiting_out_changes<F, Fut>(&self, mut attempt: F) -> Result<(), Refused>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), WriteError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
+        loop {
+            match attempt().await {
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                ))) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other.map_err(refused),
+            }
+        }
     }
 
     /// Promotes one caught-up learner while voters are fewer than the
@@ -419,14 +441,18 @@ impl Cluster {
 }
 
 /// Maps openraft's refusal of a membership change.
-fn refused(
-    e: RaftError<super::raft::types::TypeConfig, ClientWriteError<super::raft::types::TypeConfig>>,
-) -> Refused {
+type WriteError =
+    RaftError<super::raft::types::TypeConfig, ClientWriteError<super::raft::types::TypeConfig>>;
+
+fn refused(e: WriteError) -> Refused {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f))
         | RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => Refused::NotLeader {
             leader: f.leader_id,
         },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            e @ ChangeMembershipError::InProgress(_),
+        )) => Refused::Unavailable(e.to_string()),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             Refused::Invalid(e.to_string())
         }
