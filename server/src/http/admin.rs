@@ -17,6 +17,22 @@ pub fn admin_error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// A JSON body whose fields are all optional: empty means the defaults.
+pub fn optional_json<T: Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, Box<Response>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(admin_error(
+            StatusCode::BAD_REQUEST,
+            "MalformedRequest",
+            &e.to_string(),
+        ))
+    })
+}
+
 pub fn check_token(app: &App, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(expected) = &app.config.auth.admin_token else {
         return Err(Box::new(admin_error(
@@ -99,15 +115,9 @@ pub async fn encryption_rewrap(
     if let Err(denied) = check_token(&app, &headers) {
         return *denied;
     }
-    let request: RewrapRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RewrapRequest::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return admin_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string());
-            }
-        }
+    let request: RewrapRequest = match optional_json(&body) {
+        Ok(r) => r,
+        Err(malformed) => return *malformed,
     };
     match crate::rotation::rewrap(&app, request.from, request.to).await {
         Ok(rewrapped) => {

@@ -1,7 +1,7 @@
 //! The admin API's cluster calls (docs/admin-api.md): the view, adding and
 //! removing members, a snapshot, and handing leadership to another node.
 
-use super::admin::{admin_error, check_token};
+use super::admin::{admin_error, check_token, optional_json};
 use crate::app::App;
 use crate::cluster::Refused;
 use crate::cluster::membership::{JoinRequest, transfer_leadership};
@@ -134,15 +134,9 @@ pub async fn transfer_leader(
     if !app.cluster.is_clustered() {
         return not_clustered();
     }
-    let request: TransferLeader = if body.iter().all(u8::is_ascii_whitespace) {
-        TransferLeader::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return admin_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string());
-            }
-        }
+    let request: TransferLeader = match optional_json(&body) {
+        Ok(r) => r,
+        Err(malformed) => return *malformed,
     };
     match transfer_leadership(&app.cluster, request.to).await {
         Ok(to) => axum::Json(serde_json::json!({"transferring_to": to})).into_response(),
