@@ -104,10 +104,10 @@ impl Drop for Server {
 }
 
 fn pinned(binary: &Path) -> Command {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if cores >= 2 && Path::new("/usr/bin/taskset").exists() {
+    // The machine's cores, not this process's: the bench itself usually runs
+    // under `taskset -c 0`, which available_parallelism() would report.
+    let second_core = Path::new("/sys/devices/system/cpu/cpu1").exists();
+    if second_core && Path::new("/usr/bin/taskset").exists() {
         let mut c = Command::new("/usr/bin/taskset");
         c.arg("-c").arg("1").arg(binary);
         c

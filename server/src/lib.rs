@@ -18,6 +18,7 @@ pub mod rotation;
 pub mod s3;
 pub mod storage;
 pub mod sweep;
+pub mod wal_checkpoint;
 
 pub use app::App;
 pub use http::server::{RunningServer, start};

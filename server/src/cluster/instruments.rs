@@ -22,7 +22,9 @@ pub struct Instruments {
     last_leader: Arc<AtomicU64>,
     pub forwarded: Counter<u64, AtomicU64>,
     pub log_append: Histogram,
+    pub log_flush_entries: Histogram,
     pub apply: Histogram,
+    pub apply_batch_entries: Histogram,
     pub snapshot_bytes: Gauge<i64, AtomicI64>,
     pub snapshot_seconds: Histogram,
 }
@@ -31,6 +33,10 @@ fn latency() -> Histogram {
     Histogram::new([
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
     ])
+}
+
+fn batch_sizes() -> Histogram {
+    Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0])
 }
 
 impl Default for Instruments {
@@ -44,7 +50,9 @@ impl Default for Instruments {
             last_leader: Arc::new(AtomicU64::new(0)),
             forwarded: Counter::default(),
             log_append: latency(),
+            log_flush_entries: batch_sizes(),
             apply: latency(),
+            apply_batch_entries: batch_sizes(),
             snapshot_bytes: Gauge::default(),
             snapshot_seconds: Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0]),
         }
@@ -81,8 +89,18 @@ impl Instruments {
         );
         registry.register(
             "raft_log_append_seconds",
-            "Time to append and flush a batch of log entries",
+            "Time from handing log entries to the log until they are durable",
             self.log_append.clone(),
+        );
+        registry.register(
+            "raft_log_flush_entries",
+            "Log entries made durable by one flush (group commit)",
+            self.log_flush_entries.clone(),
+        );
+        registry.register(
+            "raft_apply_batch_entries",
+            "Committed entries applied in one metadata transaction",
+            self.apply_batch_entries.clone(),
         );
         registry.register(
             "raft_apply_seconds",

@@ -24,7 +24,7 @@ use crate::meta::Metadata;
 use bleepstore_config::{Backend, Config, ReadConsistency};
 use proposal::{decode, encode};
 use raft::types::Raft;
-use raft::{AfterApply, LogStore, Network, SnapshotStore, StateMachine};
+use raft::{AfterApply, LogInstruments, LogStore, Network, SnapshotStore, StateMachine};
 use resolver::Resolver;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,7 +102,10 @@ impl Cluster {
         };
         let transport = Arc::new(Transport::new(resolver.clone(), secret, cluster_id.clone()));
         let instruments = instruments::Instruments::default();
-        log.observe_appends(instruments.log_append.clone());
+        log.observe(LogInstruments {
+            append_seconds: instruments.log_append.clone(),
+            flush_entries: instruments.log_flush_entries.clone(),
+        });
         let state_machine = StateMachine::new(meta, snapshots.clone(), after, instruments.clone());
         let raft = raft::start(
             node_id,

@@ -238,10 +238,8 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
         Command::DeleteBucket { name } => outcome.freed = delete_bucket(tx, name)?,
         Command::SetBucketAcl { name, acl } => {
             require_bucket(tx, name)?;
-            tx.execute(
-                "UPDATE buckets SET acl = ?2 WHERE name = ?1",
-                params![name, encode_json(acl)?],
-            )?;
+            tx.prepare_cached("UPDATE buckets SET acl = ?2 WHERE name = ?1")?
+                .execute(params![name, encode_json(acl)?])?;
         }
         Command::SetBucketVersioning { name, versioning } => {
             update_settings(tx, name, |settings| {
@@ -548,19 +546,15 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
 
 fn create_bucket(tx: &Transaction, bucket: &BucketRecord) -> Result<(), MetaError> {
     let existing: Option<String> = tx
-        .query_row(
-            "SELECT owner_id FROM buckets WHERE name = ?1",
-            [&bucket.name],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT owner_id FROM buckets WHERE name = ?1")?
+        .query_row([&bucket.name], |r| r.get(0))
         .optional()?;
     if let Some(owner_id) = existing {
         return Err(MetaError::BucketExists {
             owned_by_requester: owner_id == bucket.owner.id,
         });
     }
-    tx.execute(
-        "INSERT INTO buckets(name, owner_id, owner_name, region, created_ms, acl, settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    tx.prepare_cached("INSERT INTO buckets(name, owner_id, owner_name, region, created_ms, acl, settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
         params![
             bucket.name,
             bucket.owner.id,
@@ -577,11 +571,9 @@ fn create_bucket(tx: &Transaction, bucket: &BucketRecord) -> Result<(), MetaErro
 fn delete_bucket(tx: &Transaction, name: &str) -> Result<Vec<BlobId>, MetaError> {
     require_bucket(tx, name)?;
     // Versions and delete markers count: the bucket must be truly empty.
-    let has_objects: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM objects WHERE bucket = ?1)",
-        [name],
-        |r| r.get(0),
-    )?;
+    let has_objects: bool = tx
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM objects WHERE bucket = ?1)")?
+        .query_row([name], |r| r.get(0))?;
     if has_objects {
         return Err(MetaError::BucketNotEmpty);
     }
@@ -595,7 +587,8 @@ fn delete_bucket(tx: &Transaction, name: &str) -> Result<Vec<BlobId>, MetaError>
     for id in ids {
         freed.extend(remove_upload(tx, &id)?);
     }
-    tx.execute("DELETE FROM buckets WHERE name = ?1", [name])?;
+    tx.prepare_cached("DELETE FROM buckets WHERE name = ?1")?
+        .execute([name])?;
     Ok(freed)
 }
 
@@ -605,11 +598,8 @@ pub(crate) fn require_bucket(tx: &Transaction, name: &str) -> Result<(), MetaErr
 
 pub(crate) fn bucket_settings(tx: &Transaction, name: &str) -> Result<BucketSettings, MetaError> {
     let json: Option<String> = tx
-        .query_row(
-            "SELECT settings FROM buckets WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT settings FROM buckets WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
         .optional()?;
     let json = json.ok_or(MetaError::NoSuchBucket)?;
     super::query::decode_settings(&json)
@@ -622,10 +612,8 @@ fn update_settings(
 ) -> Result<(), MetaError> {
     let mut settings = bucket_settings(tx, name)?;
     change(&mut settings)?;
-    tx.execute(
-        "UPDATE buckets SET settings = ?2 WHERE name = ?1",
-        params![name, encode_json(&settings)?],
-    )?;
+    tx.prepare_cached("UPDATE buckets SET settings = ?2 WHERE name = ?1")?
+        .execute(params![name, encode_json(&settings)?])?;
     Ok(())
 }
 
@@ -833,9 +821,12 @@ pub(crate) fn remove_upload(tx: &Transaction, upload_id: &str) -> Result<Vec<Blo
         "SELECT blob FROM part_extents WHERE upload_id = ?1",
         &[&upload_id],
     )?;
-    tx.execute("DELETE FROM part_extents WHERE upload_id = ?1", [upload_id])?;
-    tx.execute("DELETE FROM parts WHERE upload_id = ?1", [upload_id])?;
-    tx.execute("DELETE FROM uploads WHERE id = ?1", [upload_id])?;
+    tx.prepare_cached("DELETE FROM part_extents WHERE upload_id = ?1")?
+        .execute([upload_id])?;
+    tx.prepare_cached("DELETE FROM parts WHERE upload_id = ?1")?
+        .execute([upload_id])?;
+    tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")?
+        .execute([upload_id])?;
     Ok(blobs)
 }
 

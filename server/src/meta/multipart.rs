@@ -17,16 +17,16 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 pub fn create(tx: &Transaction, upload: &UploadRecord) -> Result<(), MetaError> {
     require_bucket(tx, &upload.bucket)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO uploads(id, bucket, key, initiated_ms, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            upload.id,
-            upload.bucket,
-            upload.key.as_bytes(),
-            upload.initiated_ms,
-            encode_json(upload)?
-        ],
-    )?;
+    )?
+    .execute(params![
+        upload.id,
+        upload.bucket,
+        upload.key.as_bytes(),
+        upload.initiated_ms,
+        encode_json(upload)?
+    ])?;
     Ok(())
 }
 
@@ -38,11 +38,8 @@ pub fn load_upload(
     key: &str,
 ) -> Result<UploadRecord, MetaError> {
     let upload = tx
-        .query_row(
-            "SELECT meta FROM uploads WHERE id = ?1",
-            [id],
-            upload_from_row,
-        )
+        .prepare_cached("SELECT meta FROM uploads WHERE id = ?1")?
+        .query_row([id], upload_from_row)
         .optional()?
         .transpose()?
         .ok_or(MetaError::NoSuchUpload)?;
@@ -67,11 +64,9 @@ pub fn put_part(
     upload_id: &str,
     part: &NewPart,
 ) -> Result<Vec<BlobId>, MetaError> {
-    let exists: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM uploads WHERE id = ?1)",
-        [upload_id],
-        |r| r.get(0),
-    )?;
+    let exists: bool = tx
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM uploads WHERE id = ?1)")?
+        .query_row([upload_id], |r| r.get(0))?;
     if !exists {
         return Err(MetaError::NoSuchUpload);
     }
@@ -81,12 +76,9 @@ pub fn put_part(
         "SELECT blob FROM part_extents WHERE upload_id = ?1 AND number = ?2",
         &[&upload_id as &dyn rusqlite::ToSql, &part.number],
     )?;
-    tx.execute(
-        "DELETE FROM part_extents WHERE upload_id = ?1 AND number = ?2",
-        params![upload_id, part.number],
-    )?;
-    tx.execute(
-        "INSERT OR REPLACE INTO parts(upload_id, number, size, etag, modified_ms, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    tx.prepare_cached("DELETE FROM part_extents WHERE upload_id = ?1 AND number = ?2")?
+        .execute(params![upload_id, part.number])?;
+    tx.prepare_cached("INSERT OR REPLACE INTO parts(upload_id, number, size, etag, modified_ms, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
         params![
             upload_id,
             part.number,

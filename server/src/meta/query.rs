@@ -425,8 +425,7 @@ pub fn inline_data(
 }
 
 pub fn stats(conn: &Connection) -> Result<StoreStats, MetaError> {
-    Ok(conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(byte_count), 0) FROM buckets",
+    Ok(conn.prepare_cached("SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(byte_count), 0) FROM buckets")?.query_row(
         [],
         |r| {
             Ok(StoreStats {
@@ -448,13 +447,10 @@ pub fn part_checksum_from_json(json: &str) -> Result<StoredChecksum, MetaError> 
 }
 
 pub fn get_upload(conn: &Connection, id: &str) -> Result<Option<UploadRecord>, MetaError> {
-    conn.query_row(
-        "SELECT meta FROM uploads WHERE id = ?1",
-        [id],
-        upload_from_row,
-    )
-    .optional()?
-    .transpose()
+    conn.prepare_cached("SELECT meta FROM uploads WHERE id = ?1")?
+        .query_row([id], upload_from_row)
+        .optional()?
+        .transpose()
 }
 
 /// Parts of an upload after `marker`, at most `max`; and whether more follow.
@@ -520,11 +516,8 @@ pub fn list_uploads(
         match query.upload_id_marker.as_deref().filter(|m| !m.is_empty()) {
             Some(id) => {
                 let initiated: i64 = conn
-                    .query_row(
-                        "SELECT initiated_ms FROM uploads WHERE id = ?1",
-                        [id],
-                        |r| r.get(0),
-                    )
+                    .prepare_cached("SELECT initiated_ms FROM uploads WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))
                     .optional()?
                     .unwrap_or(i64::MAX);
                 after = Some((marker.as_bytes().to_vec(), initiated, id.to_string()));

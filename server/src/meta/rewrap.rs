@@ -49,8 +49,8 @@ pub fn apply(tx: &Transaction, batch: &RewrapBatch) -> Result<usize, MetaError> 
     for update in &batch.updates {
         let current: Option<Option<String>> = match &update.row {
             SealRow::Object { object_id, seq } => tx
+                .prepare_cached("SELECT seal FROM extents WHERE object_id = ?1 AND seq = ?2")?
                 .query_row(
-                    "SELECT seal FROM extents WHERE object_id = ?1 AND seq = ?2",
                     params![object_id, seq],
                     |r| r.get(0),
                 )
@@ -60,8 +60,8 @@ pub fn apply(tx: &Transaction, batch: &RewrapBatch) -> Result<usize, MetaError> 
                 number,
                 seq,
             } => tx
+                .prepare_cached("SELECT seal FROM part_extents WHERE upload_id = ?1 AND number = ?2 AND seq = ?3")?
                 .query_row(
-                    "SELECT seal FROM part_extents WHERE upload_id = ?1 AND number = ?2 AND seq = ?3",
                     params![upload_id, number, seq],
                     |r| r.get(0),
                 )
@@ -76,10 +76,10 @@ pub fn apply(tx: &Transaction, batch: &RewrapBatch) -> Result<usize, MetaError> 
         let new = encode_json(&update.new)?;
         match &update.row {
             SealRow::Object { object_id, seq } => {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE extents SET seal = ?3 WHERE object_id = ?1 AND seq = ?2",
-                    params![object_id, seq, new],
-                )?;
+                )?
+                .execute(params![object_id, seq, new])?;
                 objects.insert(*object_id);
             }
             SealRow::Part {
@@ -87,8 +87,7 @@ pub fn apply(tx: &Transaction, batch: &RewrapBatch) -> Result<usize, MetaError> 
                 number,
                 seq,
             } => {
-                tx.execute(
-                    "UPDATE part_extents SET seal = ?4 WHERE upload_id = ?1 AND number = ?2 AND seq = ?3",
+                tx.prepare_cached("UPDATE part_extents SET seal = ?4 WHERE upload_id = ?1 AND number = ?2 AND seq = ?3")?.execute(
                     params![upload_id, number, seq, new],
                 )?;
                 uploads.insert(upload_id.clone());

@@ -1,19 +1,23 @@
 //! The Raft log: an SQLite database of its own (`raft/log.db`), written with
-//! `synchronous = FULL` so that an append is durable when it returns. This
-//! is the durable write path of the whole server: every metadata command is
-//! here before it is applied, and many concurrent writes that openraft
-//! batches into one append share one fsync (group commit).
+//! `synchronous = FULL`. This is the durable write path of the whole
+//! server: every metadata command is here before it is applied. Appends go
+//! to a writer thread that commits whatever queued up during the previous
+//! fsync in one transaction (group commit, see `log_writer`); until then
+//! the entries are read from memory.
 
+pub use super::log_writer::LogInstruments;
+use super::log_writer::{Job, Shared, Unflushed, Writer};
 use super::types::{Entry, LogId, TypeConfig, Vote};
 use crate::cluster::proposal::{decode, encode};
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS entries(
@@ -27,17 +31,20 @@ CREATE TABLE IF NOT EXISTS log_state(
 "#;
 
 const VOTE: &str = "vote";
-const COMMITTED: &str = "committed";
+pub(super) const COMMITTED: &str = "committed";
 const PURGED: &str = "purged";
 const CLUSTER_ID: &str = "cluster_id";
 
 struct Inner {
-    conn: Mutex<Connection>,
-    /// The committed position openraft reported last, written with the next
-    /// durable write rather than on its own: losing it only means that a
-    /// restart re-applies a little less before the leader tells it again.
-    committed: Mutex<Option<Option<LogId>>>,
-    append_seconds: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
+    /// The file; `None` in memory.
+    path: Option<std::path::PathBuf>,
+    /// Reads; a connection of its own on disk (WAL lets it read while the
+    /// writer commits), the writer's own in memory.
+    reader: Arc<Mutex<Connection>>,
+    writer: Writer,
+    unflushed: Arc<Mutex<Unflushed>>,
+    committed: Arc<Mutex<Option<Option<LogId>>>>,
+    instruments: Arc<OnceLock<LogInstruments>>,
 }
 
 #[derive(Clone)]
@@ -49,10 +56,14 @@ fn other<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl LogStore {
-    /// Where the time of each append (with its flush) is recorded.
-    pub fn observe_appends(&self, histogram: prometheus_client::metrics::histogram::Histogram) {
-        let _ = self.inner.append_seconds.set(histogram);
+    /// Where appends and flushes are measured.
+    pub fn observe(&self, instruments: LogInstruments) {
+        let _ = self.inner.instruments.set(instruments);
     }
 
     /// Opens (creating if needed) the log at `path`.
@@ -65,28 +76,66 @@ impl LogStore {
             .map_err(other)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(other)?;
-        Self::with_connection(conn)
+        crate::wal_checkpoint::hand_off(&conn).map_err(other)?;
+        conn.execute_batch(SCHEMA).map_err(other)?;
+        let reader = Connection::open(path).map_err(other)?;
+        reader
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(other)?;
+        let store = Self::with_connections(conn, Some((path, reader)))?;
+        crate::wal_checkpoint::spawn("raft-log", Arc::downgrade(&store.inner), |inner: &Inner| {
+            inner.path.clone()
+        })?;
+        Ok(store)
     }
 
     /// A log that lives only in this process (the `memory` backend).
     pub fn in_memory() -> io::Result<Self> {
-        Self::with_connection(Connection::open_in_memory().map_err(other)?)
+        let conn = Connection::open_in_memory().map_err(other)?;
+        conn.execute_batch(SCHEMA).map_err(other)?;
+        Self::with_connections(conn, None)
     }
 
-    fn with_connection(conn: Connection) -> io::Result<Self> {
-        conn.execute_batch(SCHEMA).map_err(other)?;
-        conn.set_prepared_statement_cache_capacity(32);
+    fn with_connections(
+        writer: Connection,
+        reader: Option<(&Path, Connection)>,
+    ) -> io::Result<Self> {
+        writer.set_prepared_statement_cache_capacity(32);
+        let writer = Arc::new(Mutex::new(writer));
+        let path = reader.as_ref().map(|(path, _)| path.to_path_buf());
+        let reader = match reader {
+            Some((_, reader)) => {
+                reader.set_prepared_statement_cache_capacity(32);
+                Arc::new(Mutex::new(reader))
+            }
+            None => writer.clone(),
+        };
+        let unflushed = Arc::new(Mutex::new(Unflushed::default()));
+        let committed = Arc::new(Mutex::new(None));
+        let instruments = Arc::new(OnceLock::new());
+        let writer = Writer::start(Shared {
+            conn: writer,
+            unflushed: unflushed.clone(),
+            committed: committed.clone(),
+            instruments: instruments.clone(),
+        })?;
         Ok(LogStore {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                committed: Mutex::new(None),
-                append_seconds: Default::default(),
+                path,
+                reader,
+                writer,
+                unflushed,
+                committed,
+                instruments,
             }),
         })
     }
 
     /// Whether anything was ever written: a vote or an entry.
     pub async fn is_pristine(&self) -> io::Result<bool> {
+        if lock(&self.inner.unflushed).last().is_some() {
+            return Ok(false);
+        }
         self.blocking(|conn| {
             let entries: i64 = conn
                 .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
@@ -116,38 +165,19 @@ impl LogStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> io::Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
-            work(&mut conn)
-        })
-        .await
-        .map_err(other)?
+        let reader = self.inner.reader.clone();
+        tokio::task::spawn_blocking(move || work(&mut lock(&reader)))
+            .await
+            .map_err(other)?
     }
 
-    /// Runs `work` in one durable transaction, together with a pending
-    /// committed position.
+    /// Runs `work` in the writer's next transaction and waits until it is
+    /// durable.
     async fn write<F>(&self, work: F) -> io::Result<()>
     where
         F: FnOnce(&rusqlite::Transaction) -> io::Result<()> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
-            let committed = inner
-                .committed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            let tx = conn.transaction().map_err(other)?;
-            if let Some(committed) = committed {
-                set_state(&tx, COMMITTED, &encode(&committed).map_err(other)?)?;
-            }
-            work(&tx)?;
-            tx.commit().map_err(other)
-        })
-        .await
-        .map_err(other)?
+        self.inner.writer.run(Box::new(work)).await
     }
 }
 
@@ -157,7 +187,7 @@ fn state(conn: &Connection, name: &str) -> io::Result<Option<Vec<u8>>> {
         .map_err(other)
 }
 
-fn set_state(tx: &rusqlite::Transaction, name: &str, value: &[u8]) -> io::Result<()> {
+pub(super) fn set_state(tx: &rusqlite::Transaction, name: &str, value: &[u8]) -> io::Result<()> {
     tx.prepare_cached(
         "INSERT INTO log_state(name, value) VALUES (?1, ?2)
          ON CONFLICT(name) DO UPDATE SET value = excluded.value",
@@ -195,22 +225,34 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         let (start, end) = bounds(&range);
-        self.blocking(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT entry FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
-                )
-                .map_err(other)?;
-            let rows = stmt
-                .query_map([start, end], |r| r.get::<_, Vec<u8>>(0))
-                .map_err(other)?;
-            let mut entries = Vec::new();
-            for row in rows {
-                entries.push(decode::<Entry>(&row.map_err(other)?).map_err(other)?);
-            }
-            Ok(entries)
-        })
-        .await
+        // Unflushed entries first: one flushed after this look is still in
+        // the database below, and they are always the log's tail.
+        let unflushed = lock(&self.inner.unflushed).range(start as u64, end as u64);
+        if unflushed.first_key_value().map(|(index, _)| *index) == Some(start as u64) {
+            return Ok(unflushed.into_values().collect());
+        }
+        let mut entries = self
+            .blocking(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT idx, entry FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+                    )
+                    .map_err(other)?;
+                let rows = stmt
+                    .query_map([start, end], |r| {
+                        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+                    })
+                    .map_err(other)?;
+                let mut entries = BTreeMap::new();
+                for row in rows {
+                    let (index, bytes) = row.map_err(other)?;
+                    entries.insert(index, decode::<Entry>(&bytes).map_err(other)?);
+                }
+                Ok(entries)
+            })
+            .await?;
+        entries.extend(unflushed);
+        Ok(entries.into_values().collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -242,6 +284,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             })
         })
         .await
+        .map(|mut state| {
+            if let Some(last) = lock(&self.inner.unflushed).last() {
+                state.last_log_id = Some(last);
+            }
+            state
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -254,23 +302,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        *self
-            .inner
-            .committed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(committed);
+        *lock(&self.inner.committed) = Some(committed);
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        if let Some(pending) = self
-            .inner
-            .committed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .copied()
-        {
+        if let Some(pending) = *lock(&self.inner.committed) {
             return Ok(pending);
         }
         self.blocking(|conn| Ok(decoded::<Option<LogId>>(state(conn, COMMITTED)?)?.flatten()))
@@ -287,37 +324,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let started = std::time::Instant::now();
-        let mut rows = Vec::new();
+        let mut encoded = Vec::new();
         for entry in entries {
-            rows.push((entry.log_id.index as i64, encode(&entry).map_err(other)?));
+            let bytes = encode(&entry).map_err(other)?;
+            encoded.push((entry, bytes));
         }
-        let result = self
-            .write(move |tx| {
-                let mut stmt = tx
-                    .prepare_cached("INSERT OR REPLACE INTO entries(idx, entry) VALUES (?1, ?2)")
-                    .map_err(other)?;
-                for (idx, bytes) in &rows {
-                    stmt.execute(params![idx, bytes]).map_err(other)?;
-                }
-                Ok(())
-            })
-            .await;
-        if let Some(histogram) = self.inner.append_seconds.get() {
-            histogram.observe(started.elapsed().as_secs_f64());
-        }
-        match result {
-            Ok(()) => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
-                Err(e)
-            }
-        }
+        // Readable from here on; durable when the writer calls back.
+        let rows = {
+            let mut unflushed = lock(&self.inner.unflushed);
+            encoded
+                .into_iter()
+                .map(|(entry, bytes)| {
+                    let index = entry.log_id.index;
+                    (index, unflushed.insert(entry), bytes)
+                })
+                .collect()
+        };
+        self.inner.writer.submit(Job::Append {
+            rows,
+            started,
+            callback,
+        })
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        lock(&self.inner.unflushed).remove_after(last_log_id.map(|l| l.index));
         let after = last_log_id.map(|l| l.index as i64).unwrap_or(-1);
         self.write(move |tx| {
             tx.execute("DELETE FROM entries WHERE idx > ?1", [after])
@@ -328,6 +359,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        lock(&self.inner.unflushed).remove_through(log_id.index);
         let upto = log_id.index as i64;
         let bytes = encode(&log_id).map_err(other)?;
         self.write(move |tx| {

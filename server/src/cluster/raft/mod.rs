@@ -4,6 +4,7 @@
 //! the server side of the RPCs.
 
 pub mod log_store;
+mod log_writer;
 pub mod network;
 pub mod snapshots;
 pub mod state_machine;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
-pub use log_store::LogStore;
+pub use log_store::{LogInstruments, LogStore};
 pub use network::Network;
 pub use snapshots::SnapshotStore;
 pub use state_machine::{AfterApply, StateMachine, outcome_of};

@@ -71,6 +71,10 @@ impl StateMachine {
     ) -> io::Result<()> {
         let started = std::time::Instant::now();
         let (entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
+        self.inner
+            .instruments
+            .apply_batch_entries
+            .observe(entries.len() as f64);
         let answers = self
             .inner
             .meta
