@@ -259,6 +259,22 @@ impl Metadata {
             .map_err(|e| MetaError::Task(e.to_string()))?
     }
 
+    /// Like [`Metadata::read`], for a point lookup on the request path: on
+    /// disk it runs right here on a pooled read connection, as the hand-off
+    /// to the blocking pool and back costs more than such a query. WAL
+    /// readers never wait for the writer; in memory the reader is the
+    /// writer, so there it does go through the pool.
+    pub async fn lookup<T, F>(&self, query: F) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, MetaError> + Send + 'static,
+    {
+        if self.inner.location.is_some() {
+            return self.inner.with_reader(query);
+        }
+        self.read(query).await
+    }
+
     /// Writes a transactionally consistent copy of the whole database to
     /// `dest` (which must not exist) and makes it durable.
     pub async fn copy_to(&self, dest: PathBuf) -> Result<(), MetaError> {

@@ -340,14 +340,40 @@ fn inline_range(
 /// An object's blobs held for reading: the blob store's pinned against
 /// deletion, the inline ones read into memory.
 pub struct Pinned {
-    _guard: PinGuard,
+    _guard: Option<PinGuard>,
     inline: InlineBytes,
 }
+
+/// Inline blobs' bytes as a metadata read returned them.
+pub type InlineRead = Vec<(BlobId, Vec<u8>)>;
 
 impl Pinned {
     pub fn inline(&self) -> InlineBytes {
         self.inline.clone()
     }
+
+    /// The object's blobs when every one is inline and `inline` (read in the
+    /// same transaction as `object`) holds them all; `None` otherwise.
+    pub fn read_with(object: &ObjectRecord, inline: InlineRead) -> Option<Pinned> {
+        let all_inline = object.extents.iter().all(|e| e.place.inline);
+        let complete = object
+            .extents
+            .iter()
+            .all(|e| inline.iter().any(|(blob, _)| *blob == e.blob));
+        (all_inline && complete).then(|| Pinned {
+            _guard: None,
+            inline: shared_inline(inline),
+        })
+    }
+}
+
+fn shared_inline(inline: InlineRead) -> InlineBytes {
+    Arc::new(
+        inline
+            .into_iter()
+            .map(|(blob, data)| (blob, Bytes::from(data)))
+            .collect(),
+    )
 }
 
 /// Pins the blobs of `object` for reading. `None` if that version was
@@ -364,7 +390,7 @@ pub async fn pin_if_current(app: &App, object: &ObjectRecord) -> S3Result<Option
         .collect();
     let current = app
         .meta
-        .read(move |c| {
+        .lookup(move |c| {
             if !query::version_exists(c, id)? {
                 return Ok(None);
             }
@@ -373,12 +399,7 @@ pub async fn pin_if_current(app: &App, object: &ObjectRecord) -> S3Result<Option
         .await
         .map_err(|e| super::meta_error(e, &object.bucket, Some(&object.key)))?;
     Ok(current.map(|inline| Pinned {
-        _guard: guard,
-        inline: Arc::new(
-            inline
-                .into_iter()
-                .map(|(blob, data)| (blob, Bytes::from(data)))
-                .collect(),
-        ),
+        _guard: Some(guard),
+        inline: shared_inline(inline),
     }))
 }

@@ -156,7 +156,7 @@ pub fn delete_marker_error(by_version: bool, version_id: &str) -> S3Error {
 pub async fn load_bucket(app: &App, name: &str) -> S3Result<BucketRecord> {
     let lookup = name.to_string();
     app.meta
-        .read(move |c| query::get_bucket(c, &lookup))
+        .lookup(move |c| query::get_bucket(c, &lookup))
         .await
         .map_err(|e| meta_error(e, name, None))?
         .ok_or_else(|| S3Error::no_such_bucket(name))

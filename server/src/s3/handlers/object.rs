@@ -1,8 +1,8 @@
 //! PutObject, GetObject, HeadObject and GetObjectAttributes.
 
 use super::data::{
-    OpenExtent, Pinned, StoredBody, extents_stream, open_extents, pin_if_current, start_stream,
-    store_stream,
+    InlineRead, OpenExtent, Pinned, StoredBody, extents_stream, open_extents, pin_if_current,
+    start_stream, store_stream,
 };
 use super::{
     S3Response, authorized_bucket, check_key, delete_marker_error, discard_written, meta_error,
@@ -205,15 +205,46 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
 /// list the bucket (otherwise 403, as S3 does); a delete marker is 404 as
 /// the latest version and 405 by version id.
 pub async fn readable_object(app: &App, req: &S3Request) -> S3Result<(BucketRecord, ObjectRecord)> {
+    let (bucket, object, _) = readable_object_with_inline(app, req, false).await?;
+    Ok((bucket, object))
+}
+
+/// [`readable_object`], with the bytes of the object's inline blobs read in
+/// the same transaction when `inline` is set.
+async fn readable_object_with_inline(
+    app: &App,
+    req: &S3Request,
+    inline: bool,
+) -> S3Result<(BucketRecord, ObjectRecord, InlineRead)> {
     let version = version_param(req)?;
     let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     let (name, lookup, wanted) = (bucket.name.clone(), key.clone(), version.clone());
-    let object = app
+    let found = app
         .meta
-        .read(move |c| query::get_object(c, &name, &lookup, wanted.as_deref()))
+        .lookup(move |c| {
+            let Some(object) = query::get_object(c, &name, &lookup, wanted.as_deref())? else {
+                return Ok(None);
+            };
+            let blobs: Vec<_> = object
+                .extents
+                .iter()
+                .filter(|e| inline && e.place.inline)
+                .map(|e| e.blob.clone())
+                .collect();
+            let data = if blobs.is_empty() {
+                Vec::new()
+            } else {
+                query::inline_data(c, &blobs)?
+            };
+            Ok(Some((object, data)))
+        })
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
+    let (object, inline_data) = match found {
+        Some((object, data)) => (Some(object), data),
+        None => (None, Vec::new()),
+    };
     let Some(object) = object else {
         require(bucket.acl.allows(req.requester(), Permission::Read))?;
         return Err(match version {
@@ -229,7 +260,7 @@ pub async fn readable_object(app: &App, req: &S3Request) -> S3Result<(BucketReco
         return Err(delete_marker_error(version.is_some(), &object.version_id));
     }
     require(object.meta.acl.allows(req.requester(), Permission::Read))?;
-    Ok((bucket, object))
+    Ok((bucket, object, inline_data))
 }
 
 /// The customer key a read of `object` needs (and `headers` brought),
@@ -309,9 +340,14 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
     sse::refuse_managed_headers(req)?;
     let mut attempts = 0;
     let (bucket, object, pins) = loop {
-        let (bucket, object) = readable_object(app, req).await?;
+        let (bucket, object, inline) = readable_object_with_inline(app, req, !head).await?;
         if head || object.extents.is_empty() {
             break (bucket, object, None);
+        }
+        // Read with the object in one transaction, inline bytes cannot have
+        // been freed since: no pin and no second look.
+        if let Some(pins) = Pinned::read_with(&object, inline) {
+            break (bucket, object, Some(pins));
         }
         if let Some(pins) = pin_if_current(app, &object).await? {
             break (bucket, object, Some(pins));
