@@ -277,3 +277,56 @@ fn finish(shared: &Shared, jobs: Vec<Finished>, result: io::Result<()>) {
 fn other<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::entry::RaftEntry;
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        LogId::new(
+            openraft::vote::leader_id_adv::CommittedLeaderId { term, node_id: 0 },
+            index,
+        )
+    }
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry::new_blank(log_id(term, index))
+    }
+
+    #[test]
+    fn a_flushed_copy_is_dropped_but_a_rewrite_after_truncation_stays() {
+        let mut unflushed = Unflushed::default();
+        let first = unflushed.insert(entry(1, 5));
+        let six = unflushed.insert(entry(1, 6));
+        // A new leader's entry replaces index 6 before the old one is durable.
+        unflushed.remove_after(Some(5));
+        assert!(unflushed.range(0, 10).keys().eq([5].iter()));
+        let rewritten = unflushed.insert(entry(2, 6));
+        // The old write of 6 completes: the rewrite must stay readable.
+        unflushed.flushed(6, six);
+        unflushed.flushed(5, first);
+        let left = unflushed.range(0, 10);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[&6].log_id, log_id(2, 6));
+        unflushed.flushed(6, rewritten);
+        assert!(unflushed.range(0, 10).is_empty());
+        assert_eq!(unflushed.last(), None);
+    }
+
+    #[test]
+    fn ranges_truncations_and_purges() {
+        let mut unflushed = Unflushed::default();
+        for index in 1..=8 {
+            unflushed.insert(entry(1, index));
+        }
+        assert!(unflushed.range(3, 6).keys().eq([3, 4, 5].iter()));
+        assert!(unflushed.range(6, 3).is_empty());
+        assert_eq!(unflushed.last().map(|l| l.index), Some(8));
+        unflushed.remove_through(2);
+        unflushed.remove_after(Some(6));
+        assert!(unflushed.range(0, u64::MAX).keys().eq([3, 4, 5, 6].iter()));
+        unflushed.remove_after(None);
+        assert_eq!(unflushed.last(), None);
+    }
+}
