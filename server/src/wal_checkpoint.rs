@@ -7,7 +7,7 @@
 //! automatic threshold only as a backstop.
 
 use rusqlite::Connection;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -63,7 +63,7 @@ where
     Ok(())
 }
 
-fn connect(path: &PathBuf) -> rusqlite::Result<Connection> {
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(1))?;
     Ok(conn)

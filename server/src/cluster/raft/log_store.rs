@@ -52,11 +52,11 @@ pub struct LogStore {
     inner: Arc<Inner>,
 }
 
-fn other<E: std::fmt::Display>(e: E) -> io::Error {
+pub(super) fn other<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -9,6 +9,7 @@
 //! transaction committed, so every entry is always readable from one of the
 //! two places.
 
+use super::log_store::{COMMITTED, lock, other, set_state};
 use super::types::{Entry, LogId, TypeConfig};
 use openraft::storage::IOFlushed;
 use prometheus_client::metrics::histogram::Histogram;
@@ -142,10 +143,6 @@ impl Writer {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn run(shared: Shared, queue: mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
@@ -183,7 +180,7 @@ fn commit(shared: &Shared, jobs: Vec<Job>) -> (io::Result<()>, Vec<Finished>) {
     {
         result = crate::cluster::proposal::encode(&committed)
             .map_err(other)
-            .and_then(|bytes| super::log_store::set_state(tx, super::log_store::COMMITTED, &bytes));
+            .and_then(|bytes| set_state(tx, COMMITTED, &bytes));
     }
     for job in jobs {
         match job {
@@ -272,10 +269,6 @@ fn finish(shared: &Shared, jobs: Vec<Finished>, result: io::Result<()>) {
             }
         }
     }
-}
-
-fn other<E: std::fmt::Display>(e: E) -> io::Error {
-    io::Error::other(e.to_string())
 }
 
 #[cfg(test)]

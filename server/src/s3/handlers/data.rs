@@ -367,6 +367,16 @@ impl Pinned {
     }
 }
 
+/// The blobs of `object` stored inline in the metadata.
+pub fn inline_blobs(object: &ObjectRecord) -> Vec<BlobId> {
+    object
+        .extents
+        .iter()
+        .filter(|e| e.place.inline)
+        .map(|e| e.blob.clone())
+        .collect()
+}
+
 fn shared_inline(inline: InlineRead) -> InlineBytes {
     Arc::new(
         inline
@@ -382,12 +392,7 @@ pub async fn pin_if_current(app: &App, object: &ObjectRecord) -> S3Result<Option
     let blobs = object.extents.iter().map(|e| e.blob.clone()).collect();
     let guard = app.pins.pin(app.blobs.clone(), blobs);
     let id = object.id;
-    let inline: Vec<BlobId> = object
-        .extents
-        .iter()
-        .filter(|e| e.place.inline)
-        .map(|e| e.blob.clone())
-        .collect();
+    let inline = inline_blobs(object);
     let current = app
         .meta
         .lookup(move |c| {

@@ -1,8 +1,8 @@
 //! PutObject, GetObject, HeadObject and GetObjectAttributes.
 
 use super::data::{
-    InlineRead, OpenExtent, Pinned, StoredBody, extents_stream, open_extents, pin_if_current,
-    start_stream, store_stream,
+    InlineRead, OpenExtent, Pinned, StoredBody, extents_stream, inline_blobs, open_extents,
+    pin_if_current, start_stream, store_stream,
 };
 use super::{
     S3Response, authorized_bucket, check_key, delete_marker_error, discard_written, meta_error,
@@ -226,16 +226,13 @@ async fn readable_object_with_inline(
             let Some(object) = query::get_object(c, &name, &lookup, wanted.as_deref())? else {
                 return Ok(None);
             };
-            let blobs: Vec<_> = object
-                .extents
-                .iter()
-                .filter(|e| inline && e.place.inline)
-                .map(|e| e.blob.clone())
-                .collect();
-            let data = if blobs.is_empty() {
-                Vec::new()
+            // Only for an object made of inline blobs alone: any other goes
+            // through `pin_if_current`, which reads them itself.
+            let all_inline = object.extents.iter().all(|e| e.place.inline);
+            let data = if inline && all_inline && !object.extents.is_empty() {
+                query::inline_data(c, &inline_blobs(&object))?
             } else {
-                query::inline_data(c, &blobs)?
+                Vec::new()
             };
             Ok(Some((object, data)))
         })
