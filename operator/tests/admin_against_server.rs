@@ -6,6 +6,7 @@
 //! test's own build directory (`cargo build --release --workspace` makes it).
 
 use bleepstore_operator::admin::{AdminApi, HttpAdmin};
+use bleepstore_testkit::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,14 +30,6 @@ fn server_binary() -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Node {

@@ -16,6 +16,7 @@
 //! VmRSS / VmHWM.
 
 use bleepstore::auth::sigv4::{sign, signing_key, string_to_sign};
+use bleepstore_testkit::free_port;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -80,13 +81,6 @@ fn args() -> Args {
         }
     }
     args
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// One server process.

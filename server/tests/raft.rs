@@ -8,6 +8,7 @@ use bleepstore::RunningServer;
 use bleepstore::meta::model::BucketRecord;
 use bleepstore::meta::{Command, MetaError, query};
 use bleepstore_config::{Backend, Config, PeerConfig, Secret};
+use bleepstore_testkit::free_addr;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,11 +72,6 @@ struct Group {
     nodes: BTreeMap<u64, Node>,
     links: BTreeMap<(u64, u64), Link>,
     _root: tempfile::TempDir,
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 impl Group {

@@ -14,7 +14,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from ports import free_port
 from botocore import UNSIGNED
 from botocore.config import Config
 
@@ -62,11 +62,6 @@ def default_encryption() -> dict:
 
 DEFAULT_BIN = Path.home() / ".cache/bleepstore-target/release/bleepstore"
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from ports import free_port
 from botocore.config import Config
 
 from netproxy import Links
@@ -38,11 +38,6 @@ DEFAULT_BIN = Path.home() / ".cache/bleepstore-target/release/bleepstore"
 # Shorter than the defaults so elections and failovers take a second or two.
 TIMINGS = {"heartbeat_ms": 100, "election_timeout_ms": 800, "request_timeout_ms": 8000}
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.1):

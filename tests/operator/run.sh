@@ -142,7 +142,7 @@ build_image() { # DOCKERFILE BINARY TAG
 }
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    PYTHONPATH="$ROOT/tests/lib" python3 -c 'from ports import free_port; print(free_port())'
 }
 
 # --- individual checks -----------------------------------------------------
