@@ -302,6 +302,58 @@ pub struct ClusterConfig {
     /// Log entries between snapshots of the metadata (the log is compacted
     /// after each).
     pub snapshot_every: u64,
+    /// The background work that brings every blob back to its replication
+    /// factor and moves copies after membership changes.
+    pub repair: RepairConfig,
+    /// The background check of this node's blob copies.
+    pub scrub: ScrubConfig,
+}
+
+/// `cluster.repair`: run by the leader over every blob; copies flow from a
+/// holder straight to the node that lacks one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepairConfig {
+    /// Seconds between passes over all blobs; a membership change, a drain
+    /// or a copy found lost or corrupt starts one at once.
+    pub interval_secs: u64,
+    /// Copies in flight at once.
+    pub concurrency: u32,
+    /// Bytes per second a node receives repair copies at, at most (0: no
+    /// limit), so client traffic keeps its throughput.
+    pub bandwidth: ByteSize,
+}
+
+impl Default for RepairConfig {
+    fn default() -> Self {
+        RepairConfig {
+            interval_secs: 60,
+            concurrency: 4,
+            bandwidth: ByteSize(64 * 1024 * 1024),
+        }
+    }
+}
+
+/// `cluster.scrub`: every node reads the copies it is listed for and checks
+/// their length and CRC32C; a missing or corrupt copy is dropped from the
+/// metadata, and the repair makes a good one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// Seconds from the start of one pass to the start of the next (0: no
+    /// scrub). The first pass starts shortly after start-up.
+    pub interval_secs: u64,
+    /// Bytes per second read, at most (0: no limit).
+    pub rate: ByteSize,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        ScrubConfig {
+            interval_secs: 24 * 3600,
+            rate: ByteSize(16 * 1024 * 1024),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -343,6 +395,8 @@ impl Default for ClusterConfig {
             election_timeout_ms: 1000,
             request_timeout_ms: 10_000,
             snapshot_every: 20_000,
+            repair: RepairConfig::default(),
+            scrub: ScrubConfig::default(),
         }
     }
 }
@@ -588,6 +642,12 @@ impl Config {
         }
         if c.replication_factor == 0 {
             return invalid("cluster.replication_factor", "must be at least 1".into());
+        }
+        if c.repair.concurrency == 0 {
+            return invalid("cluster.repair.concurrency", "must be at least 1".into());
+        }
+        if c.repair.interval_secs == 0 {
+            return invalid("cluster.repair.interval_secs", "must be at least 1".into());
         }
         let mut ids = std::collections::HashSet::new();
         for (i, peer) in c.peers.iter().enumerate() {

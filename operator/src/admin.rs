@@ -16,6 +16,27 @@ pub struct Member {
     pub id: u64,
     pub address: String,
     pub voter: bool,
+    /// The member's blob copies (servers that replicate blobs report them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<MemberBlobs>,
+}
+
+/// What a member holds and still has to move off before it may leave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberBlobs {
+    #[serde(default)]
+    pub blobs: u64,
+    #[serde(default)]
+    pub draining: bool,
+    #[serde(default)]
+    pub drain_queue: u64,
+}
+
+impl Member {
+    /// Being drained: still a member, its copies moving elsewhere.
+    pub fn draining(&self) -> bool {
+        self.blobs.as_ref().is_some_and(|b| b.draining)
+    }
 }
 
 /// `GET /admin/v1/cluster`.

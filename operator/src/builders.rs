@@ -667,10 +667,27 @@ pub fn tolerable_failures(voters: i32) -> i32 {
     (voters.max(1) - 1) / 2
 }
 
+/// Members that may be down while every blob write still reaches a write
+/// quorum (a majority) of its copies: with the cluster's own replication
+/// (every backend but the shared cloud ones), the copies any one blob has
+/// may all sit on the pods that are down.
+pub fn tolerable_blob_failures(bsc: &BleepStoreCluster) -> Option<i32> {
+    let shared = matches!(
+        bsc.spec.storage.backend,
+        BackendKind::Aws | BackendKind::Azure | BackendKind::Gcs
+    );
+    if shared {
+        return None;
+    }
+    let factor = bsc.spec.replication_factor.unwrap_or(3).max(1);
+    let copies = factor.min(bsc.spec.replicas.max(1));
+    Some(copies - (copies / 2 + 1))
+}
+
 /// A PodDisruptionBudget that never lets voluntary disruptions take down a
-/// Raft majority. Only in cluster mode with more than one pod (a single pod
-/// has no quorum to protect, and a budget of 0 would block node drains
-/// forever).
+/// Raft majority or a blob write quorum. Only in cluster mode with more
+/// than one pod (a single pod has no quorum to protect, and a budget of 0
+/// would block node drains forever).
 pub fn pdb(bsc: &BleepStoreCluster) -> Option<PodDisruptionBudget> {
     if !bsc.cluster_enabled() || bsc.spec.replicas < 2 {
         return None;
@@ -678,7 +695,12 @@ pub fn pdb(bsc: &BleepStoreCluster) -> Option<PodDisruptionBudget> {
     Some(PodDisruptionBudget {
         metadata: meta(bsc, bsc.name_any()),
         spec: Some(PodDisruptionBudgetSpec {
-            max_unavailable: Some(IntOrString::Int(tolerable_failures(bsc.spec.replicas))),
+            max_unavailable: Some(IntOrString::Int(
+                tolerable_blob_failures(bsc)
+                    .map_or(tolerable_failures(bsc.spec.replicas), |blobs| {
+                        blobs.min(tolerable_failures(bsc.spec.replicas))
+                    }),
+            )),
             selector: Some(LabelSelector {
                 match_labels: Some(selector_labels(bsc)),
                 ..Default::default()

@@ -609,6 +609,9 @@ pub struct RaftMember {
     pub id: u64,
     pub address: String,
     pub voter: bool,
+    /// Being drained before it leaves: its blob copies move elsewhere.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
 }
 
 impl BleepStoreCluster {

@@ -83,8 +83,13 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
 #[tokio::test]
 async fn scale_up_and_down_through_the_admin_api_of_real_servers() {
     let dir = tempfile::tempdir().unwrap();
-    let (p0, p1) = (free_port(), free_port());
-    let first = start(dir.path(), 0, p0, &[(0, p0)]);
+    let ports = [free_port(), free_port(), free_port()];
+    let peers: Vec<(u64, u16)> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (i as u64, p))
+        .collect();
+    let first = start(dir.path(), 0, ports[0], &peers[..1]);
     let admin = HttpAdmin::default();
     let base0 = format!("http://127.0.0.1:{}", first.ops);
     let view = eventually("node 0 leading", async || {
@@ -98,39 +103,51 @@ async fn scale_up_and_down_through_the_admin_api_of_real_servers() {
     assert!(view.is_cluster());
     assert_eq!(view.members.len(), 1);
 
-    // Scale up: the new pod starts, the operator adds it.
-    let second = start(dir.path(), 1, p1, &[(0, p0), (1, p1)]);
-    let address = format!("127.0.0.1:{p1}");
-    let added = eventually("node 1 added", async || {
-        admin.add_member(&base0, TOKEN, 1, &address).await.ok()
-    })
-    .await;
-    assert!(added.member(1).is_some(), "{added:?}");
-    // Asking again is harmless; another address for the same id is refused.
-    admin.add_member(&base0, TOKEN, 1, &address).await.unwrap();
-    let conflict = admin
-        .add_member(&base0, TOKEN, 1, "127.0.0.1:1")
-        .await
-        .unwrap_err();
-    assert_eq!(conflict.status(), Some(409), "{conflict}");
-    // The view through the new node names the same leader and both members.
-    let base1 = format!("http://127.0.0.1:{}", second.ops);
-    eventually("node 1's view", async || {
-        admin
-            .cluster(&base1, TOKEN)
+    // Scale up to three: the new pods start, the operator adds them.
+    let mut others = Vec::new();
+    for id in [1u64, 2] {
+        others.push(start(dir.path(), id, ports[id as usize], &peers));
+        let address = format!("127.0.0.1:{}", ports[id as usize]);
+        let added = eventually("a node added", async || {
+            admin.add_member(&base0, TOKEN, id, &address).await.ok()
+        })
+        .await;
+        assert!(added.member(id).is_some(), "{added:?}");
+        // Asking again is harmless; another address for the same id is refused.
+        admin.add_member(&base0, TOKEN, id, &address).await.unwrap();
+        let conflict = admin
+            .add_member(&base0, TOKEN, id, "127.0.0.1:1")
             .await
-            .ok()
-            .filter(|v| v.leader == Some(0) && v.members.len() == 2)
+            .unwrap_err();
+        assert_eq!(conflict.status(), Some(409), "{conflict}");
+    }
+    // The view through a new node names the same leader and three voters.
+    let base2 = format!("http://127.0.0.1:{}", others[1].ops);
+    eventually("three voters", async || {
+        admin.cluster(&base2, TOKEN).await.ok().filter(|v| {
+            v.leader == Some(0) && v.members.len() == 3 && v.members.iter().all(|m| m.voter)
+        })
     })
     .await;
 
-    // Scale down: the operator removes the member before deleting the pod.
-    let removed = admin.remove_member(&base0, TOKEN, 1).await.unwrap();
-    assert!(removed.member(1).is_none(), "{removed:?}");
-    let missing = admin.remove_member(&base0, TOKEN, 1).await.unwrap_err();
+    // Scale down: the member is drained, then leaves the group by itself;
+    // the operator waits for that before the pod goes.
+    let removing = admin.remove_member(&base0, TOKEN, 2).await.unwrap();
+    if let Some(member) = removing.member(2) {
+        assert!(member.draining(), "{member:?}");
+    }
+    eventually("node 2 out of the group", async || {
+        admin
+            .cluster(&base0, TOKEN)
+            .await
+            .ok()
+            .filter(|v| v.member(2).is_none() && v.members.len() == 2)
+    })
+    .await;
+    let missing = admin.remove_member(&base0, TOKEN, 2).await.unwrap_err();
     assert_eq!(missing.status(), Some(404), "{missing}");
     let wrong_token = admin.cluster(&base0, "not-the-token").await.unwrap_err();
     assert_eq!(wrong_token.status(), Some(401), "{wrong_token}");
-    drop(second);
+    drop(others);
     drop(first);
 }

@@ -113,8 +113,23 @@ fn pinned(binary: &Path) -> Command {
 /// A setup: its servers, and the time from start to the first answer.
 struct Setup {
     servers: Vec<Server>,
+    /// Each server's config file and data dir, to restart it.
+    files: Vec<(PathBuf, PathBuf)>,
     first_answer: Duration,
     _dir: tempfile::TempDir,
+}
+
+const ADMIN_TOKEN: &str = "bench-admin-token";
+
+fn spawn_server(binary: &Path, file: &Path) -> Child {
+    pinned(binary)
+        .arg("serve")
+        .arg("--config")
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
 }
 
 fn wait_health(port: u16, deadline: Instant) -> bool {
@@ -138,32 +153,28 @@ fn start_setup(args: &Args, name: &str) -> Setup {
     let nodes = if name == "cluster3" { 3 } else { 1 };
     let ports: Vec<(u16, u16)> = (0..nodes).map(|_| (free_port(), free_port())).collect();
     let mut servers = Vec::new();
+    let mut files = Vec::new();
     let started = Instant::now();
     for (i, (s3, ops)) in ports.iter().enumerate() {
         let data = dir.path().join(format!("node{i}"));
         let mut config = serde_json::json!({
             "server": {"s3_listen": format!("127.0.0.1:{s3}"), "ops_listen": format!("127.0.0.1:{ops}")},
             "storage": {"data_dir": data, "backend": if name == "memory" {"memory"} else {"local"}},
-            "auth": {"access_key": KEY, "secret_key": SECRET},
+            "auth": {"access_key": KEY, "secret_key": SECRET, "admin_token": ADMIN_TOKEN},
             "logging": {"level": "warn"},
             "limits": {"max_object_size": "1GiB"},
         });
         if nodes > 1 {
             config["cluster"] = serde_json::json!({
                 "enabled": true, "node_id": i, "secret": "bench-cluster-secret",
+                "replication_factor": 3, "repair": {"interval_secs": 1, "bandwidth": "0"},
                 "peers": ports.iter().enumerate().map(|(id, (_, ops))| serde_json::json!({"id": id, "address": format!("127.0.0.1:{ops}")})).collect::<Vec<_>>(),
             });
         }
         let file = dir.path().join(format!("node{i}.yaml"));
         std::fs::write(&file, config.to_string()).expect("write config");
-        let child = pinned(&args.binary)
-            .arg("serve")
-            .arg("--config")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", args.binary.display()));
+        let child = spawn_server(&args.binary, &file);
+        files.push((file, data));
         servers.push(Server {
             child,
             s3_port: *s3,
@@ -187,9 +198,84 @@ fn start_setup(args: &Args, name: &str) -> Setup {
     }
     Setup {
         servers,
+        files,
         first_answer,
         _dir: dir,
     }
+}
+
+/// Bytes of the blob files under a data dir.
+fn blob_bytes(data: &Path) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&e.path()),
+                _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+            })
+            .sum()
+    }
+    walk(&data.join("blobs"))
+}
+
+/// The cluster view's blob report, from node `via`'s admin API.
+fn blobs_report(ops_port: u16) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", ops_port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let request = format!(
+        "GET /admin/v1/cluster HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    let body = answer.split_once("\r\n\r\n")?.1;
+    let view: serde_json::Value = serde_json::from_str(body).ok()?;
+    view.get("blobs").cloned()
+}
+
+/// Repair throughput: node 2 of the cluster loses its data dir and comes
+/// back empty; the time until the repair has copied everything back to it.
+fn repair_throughput(args: &Args, setup: &mut Setup) {
+    let (file, data) = setup.files[2].clone();
+    let _ = setup.servers[2].child.kill();
+    let _ = setup.servers[2].child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    let started = Instant::now();
+    setup.servers[2].child = spawn_server(&args.binary, &file);
+    let deadline = started + Duration::from_secs(600);
+    let ops = setup.servers[0].ops_port;
+    // Settled: a pass that began after the restart finds nothing to do.
+    let restarted_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let Some(report) = blobs_report(ops) else {
+            continue;
+        };
+        let finished = report["finished_ms"].as_u64().unwrap_or(0);
+        let seconds = report["seconds"].as_f64().unwrap_or(0.0);
+        let began = finished.saturating_sub((seconds * 1000.0) as u64);
+        let copied = blob_bytes(&data);
+        if began > restarted_ms + 2500
+            && report["under_replicated"].as_u64() == Some(0)
+            && copied > 0
+        {
+            let took = started.elapsed().as_secs_f64();
+            println!(
+                "cluster3 repair: {:.0} MiB copied back to an emptied node in {took:.1} s = {:.0} MiB/s (unthrottled; the default cluster.repair.bandwidth is 64 MiB/s per node)",
+                copied as f64 / 1048576.0,
+                copied as f64 / 1048576.0 / took
+            );
+            return;
+        }
+    }
+    println!("cluster3 repair: not settled within 10 minutes");
 }
 
 /// User + system CPU seconds of a process.
@@ -444,7 +530,7 @@ fn main() {
     );
     let mut results: Vec<(String, u64, &str, Figure)> = Vec::new();
     for name in &args.setups {
-        let setup = start_setup(&args, name);
+        let mut setup = start_setup(&args, name);
         let pids = pids(&setup);
         let idle_rss: u64 = pids.iter().map(|&p| status_kib(p, "VmRSS:")).sum();
         let ports: Arc<Vec<u16>> = Arc::new(setup.servers.iter().map(|s| s.s3_port).collect());
@@ -532,6 +618,9 @@ fn main() {
             }
         }
         let peak_rss: u64 = pids.iter().map(|&p| status_kib(p, "VmHWM:")).sum();
+        if name == "cluster3" {
+            repair_throughput(&args, &mut setup);
+        }
         println!(
             "{name}: first answer {:.1} ms after start; RSS idle {:.1} MiB, peak under load {:.1} MiB ({} process{})",
             setup.first_answer.as_secs_f64() * 1e3,
@@ -578,6 +667,31 @@ fn main() {
         find("cluster3", small, "GET"),
         find("local", small, "GET"),
         0.70,
+    );
+    let mib = 1024 * 1024;
+    ratio(
+        "cluster3 1MiB PUT / local 1MiB PUT (three copies on one disk)",
+        find("cluster3", mib, "PUT"),
+        find("local", mib, "PUT"),
+        1.0 / 3.0,
+    );
+    ratio(
+        "cluster3 1MiB GET / local 1MiB GET",
+        find("cluster3", mib, "GET"),
+        find("local", mib, "GET"),
+        0.80,
+    );
+    ratio(
+        "cluster3 64MiB PUT / local 64MiB PUT",
+        find("cluster3", 64 * mib, "PUT"),
+        find("local", 64 * mib, "PUT"),
+        1.0 / 3.0,
+    );
+    ratio(
+        "cluster3 64MiB GET / local 64MiB GET",
+        find("cluster3", 64 * mib, "GET"),
+        find("local", 64 * mib, "GET"),
+        0.80,
     );
     if let Some(f) = find("local", 1024 * 1024, "PUT") {
         println!(

@@ -2,7 +2,7 @@
 
 use crate::auth::{AuthSettings, Credentials};
 use crate::cluster::Cluster;
-use crate::cluster::blobs::BlobReader;
+use crate::cluster::blobs::Replicas;
 use crate::cluster::effects::BlobReaper;
 use crate::crypto::Keyring;
 use crate::meta::Metadata;
@@ -21,8 +21,9 @@ pub struct App {
     pub cluster: Arc<Cluster>,
     /// This node's own blob store (writes, deletes, the sweep).
     pub blobs: Arc<dyn BlobStore>,
-    /// Reads blobs from this node's store or from the nodes that hold them.
-    pub reader: Arc<BlobReader>,
+    /// Blob copies wherever they are: writes to their targets, reads from
+    /// this node's store or a holder, repair and scrub.
+    pub replicas: Arc<Replicas>,
     /// Blobs responses are still streaming; freeing them waits for the readers.
     pub pins: Arc<BlobPins>,
     pub credentials: Credentials,
@@ -60,12 +61,38 @@ impl App {
             .await
             .context("cannot clean up interrupted writes")?;
         let pins = BlobPins::new();
+        let repair = Arc::new(tokio::sync::Notify::new());
         let cluster = Cluster::start(
             &config,
             meta.clone(),
-            BlobReaper::new(blobs.clone(), pins.clone()),
+            BlobReaper::new(
+                config.cluster.resolved_node_id(),
+                blobs.clone(),
+                pins.clone(),
+                repair.clone(),
+            ),
         )
         .await?;
+        let replicas = Replicas::new(
+            &config,
+            blobs.clone(),
+            pins.clone(),
+            cluster.clone(),
+            meta.clone(),
+            repair,
+        );
+        if replicas.is_replicated() {
+            tracing::info!(
+                replication_factor = config.cluster.replication_factor,
+                "blobs are replicated across the cluster"
+            );
+        }
+        for task in [replicas.spawn_repair(), replicas.spawn_scrub()]
+            .into_iter()
+            .flatten()
+        {
+            cluster.keep_task(task);
+        }
         let credentials = Credentials::from_config(&config);
         let keyring = Keyring::from_config(&config.encryption)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -84,7 +111,7 @@ impl App {
             config,
             metrics,
             meta,
-            reader: BlobReader::new(blobs.clone(), cluster.clone()),
+            replicas,
             cluster,
             blobs,
             pins,

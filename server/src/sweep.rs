@@ -1,14 +1,17 @@
-//! Removes blobs that no metadata references: leftovers of writes that
-//! crashed between storing a blob and committing its metadata, and of frees
-//! that crashed before deleting (DESIGN.md §4).
+//! Removes blobs the metadata does not list on this node: leftovers of
+//! writes that crashed between storing a blob and committing its metadata,
+//! of frees that crashed before deleting, of writes and repair copies that
+//! were abandoned, and of copies dropped while this node was away
+//! (DESIGN.md §4, §7).
 
 use crate::app::App;
-use crate::meta::query;
+use crate::meta::holders;
 use crate::storage::BlobId;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Deletes unreferenced blobs created before `cutoff`; returns how many.
+/// Deletes blobs created before `cutoff` that the metadata does not list
+/// on this node; returns how many.
 /// Waits first until this node has applied everything committed, so that a
 /// blob whose command is committed but not yet applied here is not taken
 /// for an orphan.
@@ -25,12 +28,13 @@ pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usiz
     if candidates.is_empty() {
         return Ok(0);
     }
+    let me = app.cluster.node_id();
     let orphans = app
         .meta
         .read(move |conn| {
             let mut orphans = Vec::new();
             for blob in candidates {
-                if !query::blob_referenced(conn, &blob)? {
+                if !holders::kept_on(conn, &blob, me)? {
                     orphans.push(blob);
                 }
             }

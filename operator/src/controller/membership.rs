@@ -18,14 +18,25 @@ pub(super) fn raft_status(view: &ClusterView) -> RaftStatus {
                 id: m.id,
                 address: m.address.clone(),
                 voter: m.voter,
+                draining: m.draining(),
             })
             .collect(),
         healthy: view.healthy,
     }
 }
 
+/// Why a scale-down cannot shrink the StatefulSet yet.
+pub(super) enum Hold {
+    /// Members are still draining their blob copies: progress, not trouble.
+    Draining(String),
+    Problem(Problem),
+}
+
 /// Removes the members whose pods a scale-down will delete, highest ordinal
-/// first. `Err` says why it cannot, and nothing must shrink then.
+/// first. A server that replicates blobs drains a member before it leaves
+/// (the removal answers at once with the member still listed, draining), so
+/// the StatefulSet shrinks — and the pod and its volume go — only once no
+/// departing member is left in the group. `Err` says why it cannot shrink.
 pub(super) async fn remove_departing(
     ctx: &Context,
     bsc: &BleepStoreCluster,
@@ -33,33 +44,48 @@ pub(super) async fn remove_departing(
     view: Option<&ClusterView>,
     admin_base: &str,
     token: Option<&str>,
-) -> Result<(), Problem> {
+) -> Result<(), Hold> {
     let (Some(view), Some(token)) = (view, token) else {
-        return Err(Problem::new(
+        return Err(Hold::Problem(Problem::new(
             "AdminApiUnreachable",
             format!(
                 "the Raft members to remove cannot be removed: no cluster view from {admin_base}"
             ),
-        ));
+        )));
     };
+    let mut draining = Vec::new();
     for ordinal in (bsc.spec.replicas..current.replicas).rev() {
         let id = ordinal as u64;
         if !view.is_cluster() || view.member(id).is_none() {
             continue;
         }
         match ctx.admin.remove_member(admin_base, token, id).await {
-            Ok(_) => tracing::info!(cluster = %key(bsc), member = id, "removed Raft member"),
+            Ok(after) => match after.member(id) {
+                Some(member) => {
+                    let left = member.blobs.as_ref().map(|b| b.drain_queue).unwrap_or(0);
+                    tracing::info!(cluster = %key(bsc), member = id, copies_left = left, "Raft member draining");
+                    draining.push(format!("member {id} ({left} blob copies left to move)"));
+                }
+                None => tracing::info!(cluster = %key(bsc), member = id, "removed Raft member"),
+            },
             Err(e) if e.status() == Some(404) => {}
             Err(e) if e.code() == Some("NotClustered") => {}
             Err(e) => {
-                return Err(Problem::new(
+                return Err(Hold::Problem(Problem::new(
                     "AdminApiError",
                     format!("removing Raft member {id} through {admin_base} failed: {e}"),
-                ));
+                )));
             }
         }
     }
-    Ok(())
+    if draining.is_empty() {
+        Ok(())
+    } else {
+        Err(Hold::Draining(format!(
+            "draining before removal: {}",
+            draining.join(", ")
+        )))
+    }
 }
 
 /// Scale-up: asks the group to add members that have not joined yet, and

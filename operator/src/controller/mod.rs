@@ -15,7 +15,7 @@ pub use rollout::{Current, Plan, plan};
 pub use secrets::{REGENERATE_ANNOTATION, clusters_using};
 
 use apply::apply;
-use membership::{add_missing_members, raft_status, remove_departing};
+use membership::{Hold, add_missing_members, raft_status, remove_departing};
 use optional::apply_optional;
 use report::{observed_from_previous, publish, write_status};
 use revisions::{collect_old_revisions, ensure_config_revision};
@@ -41,7 +41,7 @@ use crate::builders::{self, MANAGER};
 use crate::crd::BleepStoreCluster;
 use crate::metrics::Metrics;
 use crate::render::{self, RenderError};
-use crate::status::{MAX_MESSAGE, Motion, Observed, Problem, truncate};
+use crate::status::{self, MAX_MESSAGE, Motion, Observed, Problem, truncate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -345,7 +345,7 @@ async fn reconcile_inner(bsc: &BleepStoreCluster, ctx: &Context) -> Result<Pass,
     if let Some(c) = &current
         && spec.replicas < c.replicas
         && cluster_mode
-        && let Err(why) = remove_departing(
+        && let Err(hold) = remove_departing(
             ctx,
             bsc,
             c,
@@ -355,14 +355,39 @@ async fn reconcile_inner(bsc: &BleepStoreCluster, ctx: &Context) -> Result<Pass,
         )
         .await
     {
+        let why = match hold {
+            Hold::Draining(why) => {
+                let was_draining = bsc
+                    .status
+                    .as_ref()
+                    .and_then(|s| status::condition(s, status::PROGRESSING))
+                    .is_some_and(|c| c.message.contains("draining before removal"));
+                if !was_draining {
+                    publish(
+                        ctx,
+                        bsc,
+                        EventType::Normal,
+                        "Draining",
+                        "Scale",
+                        why.clone(),
+                    )
+                    .await;
+                }
+                why
+            }
+            Hold::Problem(problem) => {
+                let why = problem.message.clone();
+                observed.problem.get_or_insert(problem);
+                why
+            }
+        };
         observed.motion = Motion::ScaleDownWaiting {
             from: c.replicas,
             to: spec.replicas,
-            why: why.message.clone(),
+            why,
         };
         observed.replicas = c.replicas;
         observed.ready_replicas = c.ready;
-        observed.problem.get_or_insert(why);
         return Ok(Pass { observed });
     }
 

@@ -265,11 +265,35 @@ fn pdb_keeps_a_quorum() {
     assert_eq!(builders::tolerable_failures(5), 2);
     assert!(builders::pdb(&bsc(json!({"replicas": 1}))).is_none());
     assert!(builders::pdb(&bsc(json!({"replicas": 1, "clusterMode": true}))).is_none());
-    let pdb = builders::pdb(&bsc(json!({"replicas": 5}))).unwrap();
+    let unavailable = |spec: serde_json::Value| {
+        builders::pdb(&bsc(spec))
+            .unwrap()
+            .spec
+            .unwrap()
+            .max_unavailable
+    };
+    // Five voters survive two down, but a blob with three copies needs two
+    // of them for a write: one pod at a time.
     assert_eq!(
-        pdb.spec.as_ref().unwrap().max_unavailable,
+        unavailable(json!({"replicas": 5})),
+        Some(IntOrString::Int(1))
+    );
+    assert_eq!(
+        unavailable(json!({"replicas": 5, "replicationFactor": 5})),
         Some(IntOrString::Int(2))
     );
+    assert_eq!(
+        unavailable(json!({"replicas": 3})),
+        Some(IntOrString::Int(1))
+    );
+    // Two copies need both for a write quorum; a shared backend keeps its own.
+    assert_eq!(
+        unavailable(json!({"replicas": 3, "replicationFactor": 2})),
+        Some(IntOrString::Int(0))
+    );
+    let aws = json!({"replicas": 5, "storage": {"backend": "aws", "aws": {"bucket": "b", "region": "r"}}});
+    assert_eq!(builders::tolerable_blob_failures(&bsc(aws)), None);
+    let pdb = builders::pdb(&bsc(json!({"replicas": 5}))).unwrap();
     let pdb = serde_json::to_value(pdb).unwrap();
     assert_eq!(pdb["apiVersion"], "policy/v1");
     assert_eq!(

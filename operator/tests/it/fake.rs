@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use bleepstore_operator::admin::{AdminApi, AdminError, AdminFuture, ClusterView, Member};
+use bleepstore_operator::admin::{
+    AdminApi, AdminError, AdminFuture, ClusterView, Member, MemberBlobs,
+};
 use bleepstore_operator::controller::Context;
 use bleepstore_operator::crd::BleepStoreCluster;
 use bleepstore_operator::metrics::Metrics;
@@ -368,6 +370,9 @@ pub struct FakeAdmin {
     pub view: Arc<Mutex<ClusterView>>,
     pub api: FakeApi,
     pub fail_remove: Arc<Mutex<Option<u16>>>,
+    /// Removals start a drain, as a server replicating blobs does: the
+    /// member stays, marked draining, until `finish_drains`.
+    pub drains: Arc<Mutex<bool>>,
     /// Every call fails as if nothing listened on the port.
     pub unreachable: Arc<Mutex<bool>>,
 }
@@ -384,12 +389,14 @@ impl FakeAdmin {
                         id,
                         address: format!("demo-{id}.demo-hl.ns.svc.cluster.local:9001"),
                         voter: true,
+                        blobs: None,
                     })
                     .collect(),
                 healthy: true,
             })),
             api: api.clone(),
             fail_remove: Arc::new(Mutex::new(None)),
+            drains: Arc::new(Mutex::new(false)),
             unreachable: Arc::new(Mutex::new(false)),
         }
     }
@@ -456,6 +463,7 @@ impl AdminApi for FakeAdmin {
                 id,
                 address: address.into(),
                 voter: false,
+                blobs: None,
             });
         }
         let view = view.clone();
@@ -479,9 +487,27 @@ impl AdminApi for FakeAdmin {
             });
         }
         let mut view = self.view.lock().unwrap();
-        view.members.retain(|m| m.id != id);
+        if *self.drains.lock().unwrap() {
+            if let Some(member) = view.members.iter_mut().find(|m| m.id == id) {
+                member.blobs = Some(MemberBlobs {
+                    blobs: 7,
+                    draining: true,
+                    drain_queue: 7,
+                });
+            }
+        } else {
+            view.members.retain(|m| m.id != id);
+        }
         let view = view.clone();
         Box::pin(async move { Ok(view) })
+    }
+}
+
+impl FakeAdmin {
+    /// The drains end: draining members leave the group.
+    pub fn finish_drains(&self) {
+        *self.drains.lock().unwrap() = false;
+        self.view.lock().unwrap().members.retain(|m| !m.draining());
     }
 }
 

@@ -296,6 +296,53 @@ async fn scale_down_removes_members_before_the_statefulset_shrinks() {
 }
 
 #[tokio::test]
+async fn scale_down_waits_for_the_drain_before_the_statefulset_shrinks() {
+    let h = Harness::new(json!({"replicas": 3}), 3);
+    h.reconcile().await.unwrap();
+    h.settle(3, 3);
+    h.reconcile().await.unwrap();
+    *h.admin.drains.lock().unwrap() = true;
+    h.update_spec(|s| s["replicas"] = json!(2));
+    h.api.clear_log();
+    h.reconcile().await.unwrap();
+    // The member drains: the StatefulSet (and the pod and its volume) stay.
+    assert_eq!(replicas(&h.sts()), 3);
+    assert!(h.api.log().contains(&"admin remove 2".to_string()));
+    let progressing = h.condition("Progressing");
+    assert_eq!(progressing["reason"], "ScaleDownWaiting");
+    let message = progressing["message"].as_str().unwrap();
+    assert!(
+        message.contains("draining")
+            && message.contains("member 2")
+            && message.contains("7 blob copies"),
+        "{message}"
+    );
+    assert_eq!(
+        h.condition("Degraded")["status"],
+        "False",
+        "a drain is not a problem"
+    );
+    assert!(h.event_reasons().contains(&"Draining".to_string()));
+    // Still draining on the next pass: still no shrink, no second Event,
+    // and the status lists the member as draining.
+    h.reconcile().await.unwrap();
+    assert_eq!(replicas(&h.sts()), 3);
+    let members = &h.api.get(BSC_PATH).unwrap()["status"]["raft"]["members"];
+    assert_eq!(members[2]["draining"], true, "{members}");
+    let drain_events = h
+        .event_reasons()
+        .iter()
+        .filter(|r| *r == "Draining")
+        .count();
+    assert_eq!(drain_events, 1);
+    // Drained and gone from the group: now the StatefulSet shrinks.
+    h.admin.finish_drains();
+    h.reconcile().await.unwrap();
+    assert_eq!(replicas(&h.sts()), 2);
+    assert_eq!(h.admin.member_ids(), vec![0, 1]);
+}
+
+#[tokio::test]
 async fn config_change_rolls_one_pod_at_a_time_when_healthy() {
     let h = Harness::new(json!({"replicas": 3}), 3);
     h.reconcile().await.unwrap();
@@ -682,6 +729,7 @@ async fn member_conflicts_are_reported() {
             id: 1,
             address: "somewhere-else:9001".into(),
             voter: false,
+            blobs: None,
         });
     h.update_spec(|s| s["replicas"] = json!(2));
     h.reconcile().await.unwrap();

@@ -1,6 +1,7 @@
-//! Prometheus instruments of the Raft node: gauges read from openraft's
+//! Prometheus instruments of the Raft node (gauges read from openraft's
 //! metrics when scraped, counters and histograms fed by the log store, the
-//! state machine, the snapshot builder and the write path.
+//! state machine, the snapshot builder and the write path) and of the blob
+//! copies (writes to their targets, repair, scrub).
 
 use super::raft::types::TypeConfig;
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +28,17 @@ pub struct Instruments {
     pub apply_batch_entries: Histogram,
     pub snapshot_bytes: Gauge<i64, AtomicI64>,
     pub snapshot_seconds: Histogram,
+    pub blob_writes_refused: Counter<u64, AtomicU64>,
+    pub blob_copies_failed: Counter<u64, AtomicU64>,
+    pub copies_dropped: Counter<u64, AtomicU64>,
+    pub repair_copies: Counter<u64, AtomicU64>,
+    pub repair_bytes: Counter<u64, AtomicU64>,
+    pub repair_failures: Counter<u64, AtomicU64>,
+    pub under_replicated: Gauge<i64, AtomicI64>,
+    pub misplaced: Gauge<i64, AtomicI64>,
+    pub scrub_bytes: Counter<u64, AtomicU64>,
+    pub scrub_copies: Counter<u64, AtomicU64>,
+    pub scrub_bad: Counter<u64, AtomicU64>,
 }
 
 fn latency() -> Histogram {
@@ -55,6 +67,17 @@ impl Default for Instruments {
             apply_batch_entries: batch_sizes(),
             snapshot_bytes: Gauge::default(),
             snapshot_seconds: Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0]),
+            blob_writes_refused: Counter::default(),
+            blob_copies_failed: Counter::default(),
+            copies_dropped: Counter::default(),
+            repair_copies: Counter::default(),
+            repair_bytes: Counter::default(),
+            repair_failures: Counter::default(),
+            under_replicated: Gauge::default(),
+            misplaced: Gauge::default(),
+            scrub_bytes: Counter::default(),
+            scrub_copies: Counter::default(),
+            scrub_bad: Counter::default(),
         }
     }
 }
@@ -116,6 +139,66 @@ impl Instruments {
             "raft_snapshot_seconds",
             "Time to build or install a snapshot",
             self.snapshot_seconds.clone(),
+        );
+        let blobs: [(&str, &str, &Counter<u64, AtomicU64>); 9] = [
+            (
+                "blob_writes_refused",
+                "Blob writes refused because fewer targets than a write quorum took them",
+                &self.blob_writes_refused,
+            ),
+            (
+                "blob_copies_failed",
+                "Copies of a blob write that a target did not complete",
+                &self.blob_copies_failed,
+            ),
+            (
+                "blob_copies_dropped",
+                "Copies dropped from the metadata as missing or corrupt",
+                &self.copies_dropped,
+            ),
+            (
+                "repair_copies",
+                "Blob copies the repair made (lost copies, rebalancing, drains)",
+                &self.repair_copies,
+            ),
+            (
+                "repair_bytes",
+                "Bytes of blob copies the repair made",
+                &self.repair_bytes,
+            ),
+            (
+                "repair_failures",
+                "Repair copies that failed (retried on the next pass)",
+                &self.repair_failures,
+            ),
+            (
+                "scrub_copies",
+                "Local blob copies the scrub checked",
+                &self.scrub_copies,
+            ),
+            (
+                "scrub_bytes",
+                "Bytes of local blob copies the scrub read",
+                &self.scrub_bytes,
+            ),
+            (
+                "scrub_bad_copies",
+                "Local copies the scrub or a read found missing or corrupt",
+                &self.scrub_bad,
+            ),
+        ];
+        for (name, help, counter) in blobs {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "blobs_under_replicated",
+            "Blobs with fewer copies than their replication factor (last repair pass, leader)",
+            self.under_replicated.clone(),
+        );
+        registry.register(
+            "blobs_misplaced",
+            "Blobs with copies on nodes their placement does not name (last repair pass, leader)",
+            self.misplaced.clone(),
         );
     }
 

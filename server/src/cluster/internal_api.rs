@@ -4,7 +4,7 @@
 //! in constant time) and the caller's node id; a caller from another group
 //! (a different cluster id) is refused.
 
-use super::blobs::{self, LocalBlobs};
+use super::blobs::{LocalBlobs, serve as blobs};
 use super::membership::JoinRequest;
 use super::proposal::{Answer, Proposal, decode, encode};
 use super::raft::network::{APPEND, PRE_VOTE, SNAPSHOT, TRANSFER_LEADER, VOTE};
@@ -52,7 +52,18 @@ pub fn router(cluster: Arc<Cluster>, secret: String, local: LocalBlobs) -> Route
         .route(paths::VIEW, post(view))
         .route(
             &format!("{}/{{id}}", paths::BLOBS),
-            get(blobs::serve).with_state(local),
+            get(blobs::serve)
+                .put(blobs::receive)
+                .delete(blobs::discard)
+                .with_state(local.clone()),
+        )
+        .route(
+            &format!("{}/{{id}}/copy", paths::BLOBS),
+            post(blobs::copy).with_state(local.clone()),
+        )
+        .route(
+            &format!("{}/{{id}}/verify", paths::BLOBS),
+            post(blobs::verify).with_state(local),
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))

@@ -35,6 +35,9 @@ pub struct ClusterView {
     pub members: Vec<MemberView>,
     /// A leader is known and every member is reachable and caught up.
     pub healthy: bool,
+    /// The leader's last blob repair pass (clustered, local backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<super::blobs::BlobsReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -51,6 +54,10 @@ pub struct MemberView {
     /// Highest log index the member has applied (when it could be asked).
     pub applied: Option<u64>,
     pub reachable: bool,
+    /// Blobs held, bytes, under-replicated blobs, repair and drain queues
+    /// (from the leader's last repair pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<super::blobs::repair::MemberBlobs>,
 }
 
 /// `GET /internal/v1/info`: what a node says about itself.
@@ -140,6 +147,7 @@ impl Cluster {
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let is_leader = m.current_leader == Some(self.node_id);
         let last = m.last_log_index;
+        let report = if is_leader { self.blobs_report() } else { None };
         let members: Vec<MemberView> = membership
             .nodes()
             .map(|(&id, node)| {
@@ -177,6 +185,7 @@ impl Cluster {
                     },
                     applied,
                     reachable,
+                    blobs: report.as_ref().and_then(|r| r.members.get(&id).cloned()),
                 }
             })
             .collect();
@@ -203,6 +212,7 @@ impl Cluster {
             purged_index: m.purged.as_ref().map(|l| l.index),
             members,
             healthy,
+            blobs: report,
         }
     }
 

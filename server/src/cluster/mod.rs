@@ -65,6 +65,8 @@ pub struct Cluster {
     /// When the leader's last append or heartbeat arrived.
     leader_contact: std::sync::Mutex<Option<std::time::Instant>>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The last blob repair pass this node ran as leader.
+    blobs_report: std::sync::Mutex<Option<blobs::BlobsReport>>,
 }
 
 impl Cluster {
@@ -134,6 +136,7 @@ impl Cluster {
                 ),
             },
             tasks: Default::default(),
+            blobs_report: Default::default(),
         });
         let observer = tokio::spawn(observe(cluster.clone()));
         cluster
@@ -207,6 +210,25 @@ impl Cluster {
         &self.settings
     }
 
+    /// Background work that stops with the Raft node.
+    pub fn keep_task(&self, task: tokio::task::JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
+    pub fn set_blobs_report(&self, report: blobs::BlobsReport) {
+        *self.blobs_report.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+    }
+
+    pub fn blobs_report(&self) -> Option<blobs::BlobsReport> {
+        self.blobs_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// A snapshot of openraft's view of this node.
     pub fn metrics(&self) -> openraft::RaftMetrics<raft::types::TypeConfig> {
         use openraft::async_runtime::WatchReceiver;
@@ -234,7 +256,7 @@ impl Cluster {
 
     /// Calls an internal route on node `target` with a MessagePack body and
     /// decodes its MessagePack answer.
-    async fn call<Req, Resp>(
+    pub(crate) async fn call<Req, Resp>(
         &self,
         target: u64,
         path: &str,

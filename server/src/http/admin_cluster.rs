@@ -5,7 +5,7 @@ use super::admin::{admin_error, check_token, optional_json};
 use crate::app::App;
 use crate::cluster::Refused;
 use crate::cluster::membership::{JoinRequest, transfer_leadership};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -14,7 +14,15 @@ pub async fn view(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let Err(denied) = check_token(&app, &headers) {
         return *denied;
     }
-    axum::Json(app.cluster.view().await).into_response()
+    axum::Json(cluster_view(&app).await).into_response()
+}
+
+/// The cluster view, with which members drain as this node's metadata says
+/// (the repair's per-member figures are from its last pass).
+async fn cluster_view(app: &App) -> crate::cluster::ClusterView {
+    let mut view = app.cluster.view().await;
+    app.replicas.mark_draining(&mut view).await;
+    view
 }
 
 fn refused(refusal: Refused) -> Response {
@@ -75,15 +83,27 @@ pub async fn add_member(
         fresh: false,
     };
     match app.cluster.admit(join).await {
-        Ok(()) => axum::Json(app.cluster.view().await).into_response(),
+        Ok(()) => axum::Json(cluster_view(&app).await).into_response(),
         Err(refusal) => refused(refusal),
     }
 }
 
+#[derive(serde::Deserialize, Default)]
+pub struct RemoveOptions {
+    /// Leave at once, without moving the member's blob copies first.
+    #[serde(default)]
+    force: bool,
+}
+
+/// Removes a member. With replicated blobs it is drained first: `202` and
+/// the member stays (marked `draining`) until the repair has moved every
+/// copy it holds, then leaves the group by itself; `?force=true` removes it
+/// at once.
 pub async fn remove_member(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<u64>,
+    Query(options): Query<RemoveOptions>,
 ) -> Response {
     if let Err(denied) = check_token(&app, &headers) {
         return *denied;
@@ -91,10 +111,42 @@ pub async fn remove_member(
     if !app.cluster.is_clustered() {
         return not_clustered();
     }
-    match app.cluster.remove(id).await {
-        Ok(()) => axum::Json(app.cluster.view().await).into_response(),
-        Err(refusal) => refused(refusal),
+    let membership = app.cluster.metrics().membership_config;
+    let membership = membership.membership();
+    if membership.get_node(&id).is_none() {
+        return refused(Refused::NotFound(format!("node {id} is not a member")));
     }
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    if voters == [id] {
+        return refused(Refused::Conflict(format!(
+            "node {id} is the only voter: the group cannot go on without it"
+        )));
+    }
+    if options.force || !app.replicas.is_replicated() {
+        if let Err(refusal) = app.cluster.remove(id).await {
+            return refused(refusal);
+        }
+        return match set_draining(&app, id, false).await {
+            Ok(()) => axum::Json(cluster_view(&app).await).into_response(),
+            Err(response) => *response,
+        };
+    }
+    if let Err(response) = set_draining(&app, id, true).await {
+        return *response;
+    }
+    app.replicas.wake_repair();
+    (StatusCode::ACCEPTED, axum::Json(cluster_view(&app).await)).into_response()
+}
+
+async fn set_draining(app: &App, node: u64, draining: bool) -> Result<(), Box<Response>> {
+    let command = crate::meta::Command::SetDraining { node, draining };
+    app.cluster.write(command).await.map(|_| ()).map_err(|e| {
+        Box::new(admin_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            &format!("cannot record the drain: {e}"),
+        ))
+    })
 }
 
 /// Builds a snapshot of the metadata now (the log is compacted after it).

@@ -36,10 +36,7 @@ pub fn router(app: Arc<App>) -> Router {
         (Some(secret), true) => router.merge(crate::cluster::internal_api::router(
             app.cluster.clone(),
             secret.expose().to_string(),
-            crate::cluster::blobs::LocalBlobs {
-                store: app.blobs.clone(),
-                pins: app.pins.clone(),
-            },
+            app.replicas.clone(),
         )),
         _ => router,
     }

@@ -137,6 +137,17 @@ pub enum Command {
     /// Replaces wrapped data keys by the same keys wrapped anew (key
     /// rotation); no data is rewritten.
     Rewrap(super::rewrap::RewrapBatch),
+    /// Nodes gaining and losing copies of blobs (repair, rebalancing,
+    /// drains, copies found lost or corrupt).
+    ChangeHolders {
+        changes: Vec<super::holders::HolderChange>,
+    },
+    /// Starts or ends the drain of a member: no new copies go to it, and
+    /// the repair moves its copies elsewhere.
+    SetDraining {
+        node: u64,
+        draining: bool,
+    },
     /// `command`, whose new blobs are small enough to travel inside it:
     /// their bytes are stored in the metadata with it, or not at all.
     WithInline {
@@ -229,6 +240,8 @@ pub struct Outcome {
     pub completed: Option<(String, Option<crate::checksum::StoredChecksum>)>,
     /// How many uploads housekeeping aborted; how many keys a rewrap changed.
     pub count: usize,
+    /// Copies the nodes named must delete (holders a command removed).
+    pub dropped: Vec<super::holders::DroppedCopy>,
 }
 
 pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> {
@@ -518,6 +531,12 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
             }
         }
         Command::Rewrap(batch) => outcome.count = super::rewrap::apply(tx, batch)?,
+        Command::ChangeHolders { changes } => {
+            outcome.dropped = super::holders::apply_changes(tx, changes)?;
+        }
+        Command::SetDraining { node, draining } => {
+            super::holders::set_draining(tx, *node, *draining)?;
+        }
         Command::WithInline { blobs, command } => {
             for blob in blobs {
                 tx.prepare_cached(

@@ -4,6 +4,7 @@
 //! Raft log (`crate::cluster`), which also makes them durable.
 
 pub mod command;
+pub mod holders;
 pub mod lock;
 pub mod model;
 mod multipart;

@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS part_extents(
     PRIMARY KEY(upload_id, number, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS part_extents_by_blob ON part_extents(blob);
+CREATE TABLE IF NOT EXISTS draining(
+    node INTEGER PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS inline_blobs(
     blob TEXT PRIMARY KEY,
     data BLOB NOT NULL

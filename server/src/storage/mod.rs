@@ -113,4 +113,11 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn recover(&self) -> Result<(), StorageError>;
 
     fn name(&self) -> &'static str;
+
+    /// Whether every node of a cluster reads and writes the same blobs here
+    /// (a cloud bucket): the cluster then keeps one copy and replicates
+    /// nothing itself.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }

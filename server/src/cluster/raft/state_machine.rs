@@ -12,6 +12,7 @@ use super::snapshots::{
 use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::cluster::instruments::{Instruments, seconds_since};
 use crate::cluster::proposal::{ANSWER_RETENTION_MS, Answer, FORMAT, Proposal, decode, encode};
+use crate::meta::holders::DroppedCopy;
 use crate::meta::{MetaError, Metadata, Outcome, apply_entry, raft_state};
 use crate::storage::BlobId;
 use futures::future::BoxFuture;
@@ -28,8 +29,10 @@ const MAX_BATCH: usize = 512;
 /// What a node does once a batch of commands is committed locally, before
 /// the commands' proposers hear back.
 pub trait AfterApply: Send + Sync + 'static {
-    /// Blobs nothing references any more: delete this node's copies.
-    fn freed(&self, blobs: Vec<BlobId>) -> BoxFuture<'_, ()>;
+    /// Blobs nothing references any more (delete this node's copies), and
+    /// copies the commands took away from particular nodes (delete those
+    /// that are this node's).
+    fn freed(&self, blobs: Vec<BlobId>, dropped: Vec<DroppedCopy>) -> BoxFuture<'_, ()>;
 }
 
 struct Inner {
@@ -82,16 +85,16 @@ impl StateMachine {
             .await
             .map_err(other)?;
         self.inner.instruments.apply.observe(seconds_since(started));
-        let freed: Vec<BlobId> = answers
-            .iter()
-            .filter_map(|answer| match &answer.0 {
-                Some(Ok(outcome)) => Some(outcome.freed.iter().cloned()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        if !freed.is_empty() {
-            self.inner.after.freed(freed).await;
+        let mut freed: Vec<BlobId> = Vec::new();
+        let mut dropped: Vec<DroppedCopy> = Vec::new();
+        for answer in &answers {
+            if let Some(Ok(outcome)) = &answer.0 {
+                freed.extend(outcome.freed.iter().cloned());
+                dropped.extend(outcome.dropped.iter().cloned());
+            }
+        }
+        if !freed.is_empty() || !dropped.is_empty() {
+            self.inner.after.freed(freed, dropped).await;
         }
         for (answer, responder) in answers.into_iter().zip(responders) {
             if let Some(responder) = responder {
@@ -151,6 +154,7 @@ fn apply_proposal(tx: &rusqlite::Transaction, proposal: &Proposal) -> Result<Ans
         // Its blobs were freed when it was first applied.
         if let Some(Ok(outcome)) = &mut answer.0 {
             outcome.freed.clear();
+            outcome.dropped.clear();
         }
         return Ok(answer);
     }

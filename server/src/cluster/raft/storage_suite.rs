@@ -8,6 +8,7 @@ use super::state_machine::{AfterApply, StateMachine};
 use super::types::TypeConfig;
 use crate::cluster::instruments::Instruments;
 use crate::meta::Metadata;
+use crate::meta::holders::DroppedCopy;
 use crate::storage::BlobId;
 use futures::future::BoxFuture;
 use openraft::StorageError;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 struct NoEffects;
 
 impl AfterApply for NoEffects {
-    fn freed(&self, _blobs: Vec<BlobId>) -> BoxFuture<'_, ()> {
+    fn freed(&self, _blobs: Vec<BlobId>, _dropped: Vec<DroppedCopy>) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
 }

@@ -217,7 +217,7 @@ async fn copy_data(
     };
     let opened = open_object(app, &source.object, source.customer.as_ref())?;
     let stream = extents_stream(
-        app.reader.clone(),
+        app.replicas.clone(),
         pins.inline(),
         opened,
         0,
@@ -339,7 +339,7 @@ pub async fn copy_object(app: &App, req: &mut S3Request) -> S3Result<S3Response>
                     stored.etag.clone(),
                     stored.extents(),
                     None,
-                    stored.blobs(),
+                    stored.extents(),
                     inline,
                 )
             }

@@ -5,7 +5,7 @@
 
 use crate::app::App;
 use crate::checksum::etag_of_md5;
-use crate::cluster::blobs::{BlobReader, CrcTap};
+use crate::cluster::blobs::{CrcTap, Replicas};
 use crate::crypto::{CryptoError, DataKey, KeySource, Seal, read_sealed, seal_body};
 use crate::meta::command::InlineBlob;
 use crate::meta::model::{Extent, ObjectRecord, Placement, StoredBlob};
@@ -47,10 +47,6 @@ impl StoredBody {
                 place: self.place.clone(),
             })
             .collect()
-    }
-
-    pub fn blobs(&self) -> Vec<BlobId> {
-        self.blob.iter().cloned().collect()
     }
 
     /// The bytes the command that records this body must carry.
@@ -131,11 +127,18 @@ pub async fn store_stream(
     } else {
         peek_small(stream, limit).await.map_err(body_error)?
     };
-    let (stored_len, inline) = match peeked {
-        Peeked::Small(data) => (data.len() as u64, Some(data)),
-        Peeked::Large(stream) => match app.blobs.put(&blob, stream).await {
-            Ok(len) => (len, None),
+    let (stored_len, inline, holders) = match peeked {
+        Peeked::Small(data) => (data.len() as u64, Some(data), Vec::new()),
+        Peeked::Large(stream) => match app.replicas.put(&blob, stream, || crc.crc32c()).await {
+            Ok(written) => (written.len, None, written.holders),
             Err(StorageError::Body(e)) => return Err(body_error(e)),
+            Err(StorageError::Unavailable(_, reason)) => {
+                tracing::warn!(%blob, %reason, "not enough nodes took the blob");
+                return Err(S3Error::with_message(
+                    S3ErrorCode::ServiceUnavailable,
+                    "Not enough storage nodes are reachable to store the object safely; please retry.",
+                ));
+            }
             Err(e) => return Err(S3Error::internal(e)),
         },
     };
@@ -155,19 +158,19 @@ pub async fn store_stream(
     let seal = match sealed.transpose() {
         Ok(seal) => seal,
         Err(e) => {
-            let _ = app.blobs.delete(&blob).await;
+            app.replicas.abandon(&blob, &holders).await;
             return Err(e);
         }
     };
     let etag = match etag_for(app, &digest.md5, encryption) {
         Ok(etag) => etag,
         Err(e) => {
-            let _ = app.blobs.delete(&blob).await;
+            app.replicas.abandon(&blob, &holders).await;
             return Err(e);
         }
     };
     if digest.len == 0 {
-        let _ = app.blobs.delete(&blob).await;
+        app.replicas.abandon(&blob, &holders).await;
         return Ok(StoredBody {
             blob: None,
             digest,
@@ -178,11 +181,7 @@ pub async fn store_stream(
         });
     }
     let place = Placement {
-        nodes: if inline.is_some() {
-            Vec::new()
-        } else {
-            vec![app.cluster.node_id()]
-        },
+        nodes: holders,
         inline: inline.is_some(),
         stored: crc.crc32c().map(|crc32c| StoredBlob {
             len: stored_len,
@@ -239,7 +238,7 @@ pub fn open_extents(extents: &[Extent], keys: &KeySource) -> S3Result<Vec<OpenEx
 /// Streams plaintext bytes `start..start+length` of an object made of
 /// `extents`, opening each blob only when the previous one is done.
 pub fn extents_stream(
-    blobs: Arc<BlobReader>,
+    blobs: Arc<Replicas>,
     inline: InlineBytes,
     extents: Vec<OpenExtent>,
     start: u64,

@@ -16,7 +16,7 @@ mod versions;
 
 use crate::acl::{Permission, Requester};
 use crate::app::App;
-use crate::meta::model::BucketRecord;
+use crate::meta::model::{BucketRecord, Extent};
 use crate::meta::query;
 use crate::meta::{MetaError, Refusal, Rule};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
@@ -249,14 +249,17 @@ pub fn require_authenticated(req: &S3Request) -> S3Result<&crate::acl::Owner> {
 /// out, no leader), they are kept: the object needs them if it did, and the
 /// orphan sweep removes them if it did not. Blobs freed by a committed
 /// command are deleted by every node after apply (`cluster::effects`).
-pub async fn discard_written(app: &App, blobs: Vec<BlobId>, error: &MetaError) {
+pub async fn discard_written(app: &App, written: Vec<Extent>, error: &MetaError) {
     if !error.is_refusal() {
         return;
     }
-    for blob in app.pins.release(blobs) {
-        if let Err(e) = app.blobs.delete(&blob).await {
-            tracing::warn!(%blob, error = %e, "cannot delete freed blob; the sweep will retry");
-        }
+    let stored: Vec<Extent> = written.into_iter().filter(|e| !e.place.inline).collect();
+    let blobs: Vec<BlobId> = stored.iter().map(|e| e.blob.clone()).collect();
+    let unpinned = app.pins.release(blobs);
+    for extent in stored.iter().filter(|e| unpinned.contains(&e.blob)) {
+        app.replicas
+            .abandon(&extent.blob, &extent.place.nodes)
+            .await;
     }
 }
 

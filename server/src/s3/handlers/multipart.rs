@@ -190,7 +190,7 @@ async fn commit_part(
     match app.cluster.write(command).await {
         Ok(_) => Ok(()),
         Err(e) => {
-            discard_written(app, stored.blobs(), &e).await;
+            discard_written(app, stored.extents(), &e).await;
             Err(meta_error(e, &upload.bucket, Some(&upload.key)))
         }
     }
@@ -275,7 +275,7 @@ pub async fn upload_part_copy(app: &App, req: &mut S3Request) -> S3Result<S3Resp
     // The part's ETag is the MD5 of the bytes it holds, so they are read
     // (and written as a blob of their own) once.
     let opened = open_object(app, &source.object, source.customer.as_ref())?;
-    let stream = extents_stream(app.reader.clone(), pins.inline(), opened, start, length);
+    let stream = extents_stream(app.replicas.clone(), pins.inline(), opened, start, length);
     let (stream, slot) = digest_only(stream, upload.checksum_algorithm);
     let stored = store_stream(app, count_received(app, stream), slot, &encryption).await?;
     commit_part(app, &upload, number, &stored).await?;

@@ -173,7 +173,7 @@ pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let outcome = match app.cluster.write(command).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            discard_written(app, stored.blobs(), &e).await;
+            discard_written(app, stored.extents(), &e).await;
             return Err(meta_error(e, &bucket.name, Some(&key)));
         }
     };
@@ -448,7 +448,7 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
     } else {
         let opened = open_object(app, &object, customer.as_ref())?;
         let stream = start_stream(extents_stream(
-            app.reader.clone(),
+            app.replicas.clone(),
             inline_of(&pins),
             opened,
             start,

@@ -1,111 +1,67 @@
-//! Blob bytes wherever they are kept. A node reads its own copy when it has
-//! one, and otherwise streams the bytes from a node that holds the blob,
-//! checking that exactly the asked-for length arrives and, for a whole blob,
-//! that its CRC32C is the one recorded when it was written: a copy that
-//! fails the check ends the stream with an error instead of being served.
-//!
-//! The serving side pins the blob while it streams, so an overwrite
-//! committed meanwhile does not delete it under the reader.
+//! Reading blob bytes wherever they are kept. A node reads its own copy
+//! when it is listed for one, and otherwise streams the bytes from a node
+//! that holds the blob. Either way exactly the asked-for length must arrive
+//! and, for a whole blob, the CRC32C recorded when it was written: a copy
+//! that fails the check ends the stream with an error instead of being
+//! served, and is reported so that it is dropped and repaired.
 
-use super::Cluster;
-use super::paths::BLOBS;
-use super::transport::{TransportError, full};
-use crate::meta::model::Placement;
-use crate::storage::{BlobId, BlobPins, BlobStore, BodyStream, StorageError};
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use super::Replicas;
+use crate::cluster::paths::BLOBS;
+use crate::cluster::transport::{TransportError, full};
+use crate::meta::model::{Placement, StoredBlob};
+use crate::storage::{BlobId, BodyStream, StorageError};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use http_body_util::BodyExt;
 use std::sync::Arc;
 
-/// This node's blob store, as other nodes read it.
-#[derive(Clone)]
-pub struct LocalBlobs {
-    pub store: Arc<dyn BlobStore>,
-    pub pins: Arc<BlobPins>,
-}
+/// Called once when a copy fails its check.
+type OnBad = Box<dyn FnOnce() + Send>;
 
-#[derive(serde::Deserialize)]
-pub struct Span {
-    offset: u64,
-    length: u64,
-}
-
-/// `GET /internal/v1/blobs/{id}?offset=&length=`: bytes of a local copy.
-pub async fn serve(
-    State(local): State<LocalBlobs>,
-    Path(id): Path<String>,
-    Query(span): Query<Span>,
-) -> Response {
-    let Some(id) = BlobId::parse(&id) else {
-        return (StatusCode::BAD_REQUEST, "not a blob id").into_response();
-    };
-    let pin = local.pins.pin(local.store.clone(), vec![id.clone()]);
-    match local.store.get(&id, span.offset, span.length).await {
-        Ok(stream) => {
-            // The pin lives as long as the response body.
-            let stream = stream.map(move |chunk| {
-                let _held = &pin;
-                chunk
-            });
-            (
-                [(axum::http::header::CONTENT_LENGTH, span.length.to_string())],
-                Body::from_stream(stream),
-            )
-                .into_response()
-        }
-        Err(StorageError::NotFound(_)) => {
-            (StatusCode::NOT_FOUND, "no such blob here").into_response()
-        }
-        Err(e) => {
-            tracing::error!(blob = %id, error = %e, "cannot read a blob another node asked for");
-            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
-        }
-    }
-}
-
-/// Reads blobs for this node's responses: the local copy first, then the
-/// nodes its placement names (or, for blobs written before placements were
-/// recorded, every other member).
-pub struct BlobReader {
-    local: Arc<dyn BlobStore>,
-    cluster: Arc<Cluster>,
-}
-
-impl BlobReader {
-    pub fn new(local: Arc<dyn BlobStore>, cluster: Arc<Cluster>) -> Arc<Self> {
-        Arc::new(BlobReader { local, cluster })
-    }
-
-    /// Streams `length` stored bytes of `blob` from `offset`.
+impl Replicas {
+    /// Streams `length` stored bytes of `blob` from `offset`: the local copy
+    /// first, then the nodes its placement names (or, for blobs written
+    /// before placements were recorded, every other member).
     pub async fn get(
-        &self,
+        self: &Arc<Self>,
         blob: &BlobId,
         place: &Placement,
         offset: u64,
         length: u64,
     ) -> Result<BodyStream, StorageError> {
-        let me = self.cluster.node_id();
+        let me = self.node_id();
+        let clustered = self.cluster.is_clustered();
         let listed_here = place.nodes.is_empty() || place.nodes.contains(&me);
-        if listed_here || !self.cluster.is_clustered() {
+        if listed_here || !clustered {
             match self.local.get(blob, offset, length).await {
-                Err(StorageError::NotFound(_)) if self.cluster.is_clustered() => {}
-                other => return other,
+                Ok(stream) => {
+                    let on_bad = self.reporter(blob, me, "a local copy fails its check");
+                    return Ok(checked(stream, blob, place.stored, offset, length, on_bad));
+                }
+                Err(StorageError::NotFound(_)) if clustered => {
+                    if place.nodes.contains(&me) {
+                        self.cluster.instruments().scrub_bad.inc();
+                        (self.reporter(blob, me, "the local copy is missing"))();
+                    }
+                }
+                Err(e) if clustered => {
+                    tracing::warn!(%blob, error = %e, "cannot read the local copy; trying the other holders");
+                }
+                Err(e) => return Err(e),
             }
         }
         let holders: Vec<u64> = if place.nodes.is_empty() {
-            let membership = self.cluster.metrics().membership_config;
-            membership.nodes().map(|(id, _)| *id).collect()
+            self.members().into_iter().collect()
         } else {
             place.nodes.clone()
         };
         let mut last = StorageError::NotFound(blob.clone());
         for node in holders.into_iter().filter(|node| *node != me) {
-            match self.fetch(node, blob, offset, length).await {
-                Ok(stream) => return Ok(checked(stream, blob, place, offset, length)),
+            match self.fetch(node, blob, offset, Some(length)).await {
+                Ok(stream) => {
+                    let on_bad = self.verifier(blob, node, place.stored);
+                    return Ok(checked(stream, blob, place.stored, offset, length, on_bad));
+                }
                 Err(TransportError::Status { status: 404, .. }) => {}
                 Err(e) => {
                     tracing::warn!(%blob, node, error = %e, "cannot read a blob from its holder");
@@ -116,14 +72,18 @@ impl BlobReader {
         Err(last)
     }
 
-    async fn fetch(
+    /// Streams bytes of `node`'s copy of `blob` (to its end without a length).
+    pub(super) async fn fetch(
         &self,
         node: u64,
         blob: &BlobId,
         offset: u64,
-        length: u64,
+        length: Option<u64>,
     ) -> Result<BodyStream, TransportError> {
-        let path = format!("{BLOBS}/{blob}?offset={offset}&length={length}");
+        let path = match length {
+            Some(length) => format!("{BLOBS}/{blob}?offset={offset}&length={length}"),
+            None => format!("{BLOBS}/{blob}?offset={offset}"),
+        };
         let timeout = self.cluster.settings().peer_timeout;
         let response = self
             .cluster
@@ -136,20 +96,50 @@ impl BlobReader {
             .map_err(std::io::Error::other)
             .boxed())
     }
+
+    /// Drops `node`'s copy of `blob` from the metadata, in the background.
+    fn reporter(self: &Arc<Self>, blob: &BlobId, node: u64, why: &'static str) -> OnBad {
+        let replicas = self.clone();
+        let blob = blob.clone();
+        Box::new(move || {
+            if !replicas.replicated {
+                tracing::error!(%blob, "{why}; with a single copy there is nothing to repair it from");
+                return;
+            }
+            tokio::spawn(async move { replicas.drop_copy(&blob, node, why).await });
+        })
+    }
+
+    /// Asks `node` to check its copy of `blob` (and drop it if it is bad).
+    fn verifier(self: &Arc<Self>, blob: &BlobId, node: u64, stored: Option<StoredBlob>) -> OnBad {
+        let replicas = self.clone();
+        let blob = blob.clone();
+        Box::new(move || {
+            tokio::spawn(async move {
+                let path = format!("{BLOBS}/{blob}/verify");
+                let timeout = replicas.cluster.settings().request_timeout;
+                let asked: Result<bool, TransportError> =
+                    replicas.cluster.call(node, &path, &stored, timeout).await;
+                if let Err(e) = asked {
+                    tracing::warn!(%blob, node, error = %e, "cannot ask a holder to check its copy");
+                }
+            });
+        })
+    }
 }
 
 /// `stream` ending in an error unless it carries exactly `length` bytes and,
 /// when it is the whole blob, the recorded CRC32C. The last chunk is held
 /// back until the check passes, so a bad copy never reaches a client whole.
-fn checked(
+pub(super) fn checked(
     stream: BodyStream,
     blob: &BlobId,
-    place: &Placement,
+    stored: Option<StoredBlob>,
     offset: u64,
     length: u64,
+    on_bad: OnBad,
 ) -> BodyStream {
-    let expected_crc = place
-        .stored
+    let expected_crc = stored
         .filter(|stored| offset == 0 && stored.len == length)
         .map(|stored| stored.crc32c);
     let state = Check {
@@ -161,6 +151,7 @@ fn checked(
         crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi),
         held: None,
         done: false,
+        on_bad: Some(on_bad),
     };
     futures::stream::unfold(state, |mut check| async move {
         let item = check.next().await?;
@@ -178,12 +169,16 @@ struct Check {
     crc: crc_fast::Digest,
     held: Option<Bytes>,
     done: bool,
+    on_bad: Option<OnBad>,
 }
 
 impl Check {
     fn fail(&mut self, message: String) -> Option<std::io::Result<Bytes>> {
         self.done = true;
         tracing::error!(blob = %self.blob, "{message}");
+        if let Some(report) = self.on_bad.take() {
+            report();
+        }
         Some(Err(std::io::Error::other(message)))
     }
 
