@@ -237,6 +237,68 @@ fn blobs_report(ops_port: u16) -> Option<serde_json::Value> {
     view.get("blobs").cloned()
 }
 
+/// Client 1 MiB PUT throughput while node 2 receives repair copies at the
+/// default bandwidth limit, against the same load without a repair.
+fn repair_interference(
+    args: &Args,
+    setup: &mut Setup,
+    runtime: &tokio::runtime::Runtime,
+    load: impl Fn() -> Load,
+) {
+    let mib = 1024 * 1024;
+    let body = Bytes::from(vec![7u8; mib]);
+    let pids = pids(setup);
+    let run = |prefix: &str| {
+        let written = Arc::new((0..args.concurrency).map(|_| AtomicU64::new(0)).collect());
+        let objects = Objects {
+            prefix: prefix.into(),
+            body: body.clone(),
+            keys: 64,
+        };
+        figure(
+            &runtime.block_on(put_phase(load(), &pids, objects, written)),
+            mib as u64,
+        )
+    };
+    let quiet = run("quiet");
+    // Node 2 comes back empty with the default limit of 64 MiB/s.
+    let (file, data) = setup.files[2].clone();
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return;
+    };
+    let Ok(mut config) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
+    config["cluster"]["repair"]["bandwidth"] = "64MiB".into();
+    let _ = std::fs::write(&file, config.to_string());
+    let _ = setup.servers[2].child.kill();
+    let _ = setup.servers[2].child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    setup.servers[2].child = spawn_server(&args.binary, &file);
+    let ready = wait_health(
+        setup.servers[2].ops_port,
+        Instant::now() + Duration::from_secs(30),
+    );
+    // Let the rejoin settle and the copying start.
+    std::thread::sleep(Duration::from_secs(3));
+    let busy = run("during-repair");
+    let copying = blobs_report(setup.servers[0].ops_port)
+        .and_then(|r| r["under_replicated"].as_u64())
+        .unwrap_or(0);
+    println!(
+        "cluster3 1MiB PUT during a repair at the default 64 MiB/s limit: {:.0} MiB/s vs {:.0} MiB/s without = {:.0} % (target ≥ 80 %; {} blobs still under-replicated after the run{})",
+        busy.mib_per_s,
+        quiet.mib_per_s,
+        busy.mib_per_s / quiet.mib_per_s.max(f64::MIN_POSITIVE) * 100.0,
+        copying,
+        if ready {
+            ""
+        } else {
+            "; node 2 was not ready in time"
+        }
+    );
+}
+
 /// Repair throughput: node 2 of the cluster loses its data dir and comes
 /// back empty; the time until the repair has copied everything back to it.
 fn repair_throughput(args: &Args, setup: &mut Setup) {
@@ -442,6 +504,54 @@ where
     }
 }
 
+/// Who sends the load, and how much of it.
+struct Load {
+    client: HttpClient,
+    signer: Arc<Signer>,
+    ports: Arc<Vec<u16>>,
+    concurrency: usize,
+    seconds: u64,
+}
+
+/// What a PUT phase writes: `keys` keys per worker under `prefix`.
+struct Objects {
+    prefix: String,
+    body: Bytes,
+    keys: u64,
+}
+
+/// PUTs for `load.seconds`, spread over the ports; `written[w]` counts the
+/// keys worker `w` wrote.
+async fn put_phase(
+    load: Load,
+    pids: &[u32],
+    objects: Objects,
+    written: Arc<Vec<AtomicU64>>,
+) -> Phase {
+    let Load {
+        client,
+        signer,
+        ports,
+        concurrency,
+        seconds,
+    } = load;
+    let Objects { prefix, body, keys } = objects;
+    phase(concurrency, seconds, pids, move |w, n| {
+        let key = format!("/bench/{prefix}-{w}-{}", n % keys);
+        let port = ports[(w + n as usize) % ports.len()];
+        let request = signer.request("PUT", port, &key, body.clone());
+        let (client, written) = (client.clone(), written.clone());
+        async move {
+            let r = send(&client, request).await;
+            if r.is_ok() {
+                written[w].fetch_max(n + 1, Ordering::Relaxed);
+            }
+            r
+        }
+    })
+    .await
+}
+
 fn percentile(latencies: &[Duration], p: f64) -> Duration {
     if latencies.is_empty() {
         return Duration::ZERO;
@@ -560,28 +670,22 @@ fn main() {
                 // How many keys each worker wrote: its GETs read only those.
                 let written: Arc<Vec<AtomicU64>> =
                     Arc::new((0..concurrency).map(|_| AtomicU64::new(0)).collect());
-                let p = {
-                    let (client, signer, ports, body, written) = (
-                        client.clone(),
-                        signer.clone(),
-                        ports.clone(),
-                        body.clone(),
-                        written.clone(),
-                    );
-                    runtime.block_on(phase(concurrency, args.seconds, &pids, move |w, n| {
-                        let key = format!("/bench/{}-{repeat}-{w}-{}", label(size), n % keys);
-                        let port = ports[(w + n as usize) % ports.len()];
-                        let request = signer.request("PUT", port, &key, body.clone());
-                        let (client, written) = (client.clone(), written.clone());
-                        async move {
-                            let r = send(&client, request).await;
-                            if r.is_ok() {
-                                written[w].fetch_max(n + 1, Ordering::Relaxed);
-                            }
-                            r
-                        }
-                    }))
-                };
+                let p = runtime.block_on(put_phase(
+                    Load {
+                        client: client.clone(),
+                        signer: signer.clone(),
+                        ports: ports.clone(),
+                        concurrency,
+                        seconds: args.seconds,
+                    },
+                    &pids,
+                    Objects {
+                        prefix: format!("{}-{repeat}", label(size)),
+                        body: body.clone(),
+                        keys,
+                    },
+                    written.clone(),
+                ));
                 puts.push(figure(&p, size));
                 let g = {
                     let (client, signer, ports) = (client.clone(), signer.clone(), ports.clone());
@@ -620,6 +724,14 @@ fn main() {
         let peak_rss: u64 = pids.iter().map(|&p| status_kib(p, "VmHWM:")).sum();
         if name == "cluster3" {
             repair_throughput(&args, &mut setup);
+            let load = || Load {
+                client: client.clone(),
+                signer: Arc::new(Signer::new()),
+                ports: ports.clone(),
+                concurrency: args.concurrency,
+                seconds: args.seconds,
+            };
+            repair_interference(&args, &mut setup, &runtime, load);
         }
         println!(
             "{name}: first answer {:.1} ms after start; RSS idle {:.1} MiB, peak under load {:.1} MiB ({} process{})",

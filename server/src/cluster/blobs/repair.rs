@@ -12,6 +12,7 @@ use super::Replicas;
 use super::plan::{BlobPlan, plan};
 use super::serve::{CopyRequest, Received};
 use crate::cluster::paths::BLOBS;
+use crate::cluster::transport::TransportError;
 use crate::meta::holders::{self, HolderChange, Holding};
 use crate::meta::{Command, MetaError};
 use crate::storage::StorageError;
@@ -135,6 +136,9 @@ impl Replicas {
             ..Default::default()
         };
         let mut after = None;
+        // Nodes a copy failed to this pass: not tried again until the next,
+        // so one unreachable node does not cost a timeout per blob.
+        let failing = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
         loop {
             let from = after.clone();
             let page = self
@@ -157,7 +161,7 @@ impl Replicas {
                 })
                 .collect();
             tally(&mut report, &plans);
-            let changes = self.carry_out(&plans, &mut report).await;
+            let changes = self.carry_out(&plans, &failing, &mut report).await;
             if !changes.is_empty() {
                 let dropped_from: Vec<(u64, u64)> = changes
                     .iter()
@@ -208,15 +212,16 @@ impl Replicas {
     async fn carry_out(
         self: &Arc<Self>,
         plans: &[(Holding, BlobPlan)],
+        failing: &Arc<std::sync::Mutex<BTreeSet<u64>>>,
         report: &mut BlobsReport,
     ) -> Vec<HolderChange> {
         let jobs: Vec<futures::future::BoxFuture<'static, (HolderChange, u64, u64)>> = plans
             .iter()
             .filter(|(_, p)| !p.is_settled())
             .map(|(holding, p)| {
-                let replicas = self.clone();
+                let (replicas, failing) = (self.clone(), failing.clone());
                 let (holding, p) = (holding.clone(), p.clone());
-                let job = async move { replicas.repair_one(holding, p).await };
+                let job = async move { replicas.repair_one(holding, p, &failing).await };
                 Box::pin(job) as futures::future::BoxFuture<'static, _>
             })
             .collect();
@@ -240,11 +245,24 @@ impl Replicas {
 
     /// Makes the copies one blob lacks; returns its holder change, the
     /// bytes copied and the copies that failed.
-    async fn repair_one(&self, holding: Holding, p: BlobPlan) -> (HolderChange, u64, u64) {
+    async fn repair_one(
+        &self,
+        holding: Holding,
+        p: BlobPlan,
+        failing: &std::sync::Mutex<BTreeSet<u64>>,
+    ) -> (HolderChange, u64, u64) {
         let mut gained = Vec::new();
         let mut bytes = 0u64;
         let mut failures = 0u64;
         for &node in &p.copy_to {
+            if failing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&node)
+            {
+                failures += 1;
+                continue;
+            }
             match self.copy_to_node(node, &holding, &p.sources).await {
                 Ok(received) => {
                     gained.push(node);
@@ -252,6 +270,12 @@ impl Replicas {
                 }
                 Err(e) => {
                     failures += 1;
+                    if matches!(e, StorageError::Unavailable(..)) {
+                        failing
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(node);
+                    }
                     tracing::warn!(blob = %holding.blob, node, error = %e, "repair copy failed; retrying next pass");
                 }
             }
@@ -289,7 +313,13 @@ impl Replicas {
         self.cluster
             .call(node, &path, &request, timeout)
             .await
-            .map_err(|e| StorageError::Unavailable(holding.blob.clone(), e.to_string()))
+            .map_err(|e| match e {
+                // The node answered: it is up, its copy just failed.
+                TransportError::Status { .. } => {
+                    StorageError::Io(std::io::Error::other(e.to_string()))
+                }
+                e => StorageError::Unavailable(holding.blob.clone(), e.to_string()),
+            })
     }
 
     /// Removes every draining member that no blob lists any more from the
