@@ -237,6 +237,16 @@ fn blobs_report(ops_port: u16) -> Option<serde_json::Value> {
     view.get("blobs").cloned()
 }
 
+/// Stops node `i` of a setup, empties its data dir and starts it again
+/// with its config file as it now is.
+fn restart_empty(args: &Args, setup: &mut Setup, i: usize) {
+    let (file, data) = setup.files[i].clone();
+    let _ = setup.servers[i].child.kill();
+    let _ = setup.servers[i].child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    setup.servers[i].child = spawn_server(&args.binary, &file);
+}
+
 /// Client 1 MiB PUT throughput while node 2 receives repair copies at the
 /// default bandwidth limit, against the same load without a repair.
 fn repair_interference(
@@ -262,7 +272,7 @@ fn repair_interference(
     };
     let quiet = run("quiet");
     // Node 2 comes back empty with the default limit of 64 MiB/s.
-    let (file, data) = setup.files[2].clone();
+    let file = setup.files[2].0.clone();
     let Ok(text) = std::fs::read_to_string(&file) else {
         return;
     };
@@ -271,10 +281,7 @@ fn repair_interference(
     };
     config["cluster"]["repair"]["bandwidth"] = "64MiB".into();
     let _ = std::fs::write(&file, config.to_string());
-    let _ = setup.servers[2].child.kill();
-    let _ = setup.servers[2].child.wait();
-    let _ = std::fs::remove_dir_all(&data);
-    setup.servers[2].child = spawn_server(&args.binary, &file);
+    restart_empty(args, setup, 2);
     let ready = wait_health(
         setup.servers[2].ops_port,
         Instant::now() + Duration::from_secs(30),
@@ -302,12 +309,9 @@ fn repair_interference(
 /// Repair throughput: node 2 of the cluster loses its data dir and comes
 /// back empty; the time until the repair has copied everything back to it.
 fn repair_throughput(args: &Args, setup: &mut Setup) {
-    let (file, data) = setup.files[2].clone();
-    let _ = setup.servers[2].child.kill();
-    let _ = setup.servers[2].child.wait();
-    let _ = std::fs::remove_dir_all(&data);
+    let data = setup.files[2].1.clone();
     let started = Instant::now();
-    setup.servers[2].child = spawn_server(&args.binary, &file);
+    restart_empty(args, setup, 2);
     let deadline = started + Duration::from_secs(600);
     let ops = setup.servers[0].ops_port;
     // Settled: a pass that began after the restart finds nothing to do.

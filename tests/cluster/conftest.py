@@ -241,6 +241,22 @@ class Cluster:
         self.wait_members(set(self.nodes))
         return self
 
+    def grow(self, ids: list[int]) -> None:
+        """Starts new nodes and adds them through the leader's admin API
+        (every node's dial map changes: links to the new nodes exist now)."""
+        for i in ids:
+            self.add_node(i)
+        for node in self.nodes.values():
+            self.configure(node, peers=sorted(self.nodes))
+        for i in ids:
+            self.nodes[i].start(wait_ready=False)
+            status, body = self.leader().admin(
+                "POST", "/admin/v1/cluster/members", {"id": i, "address": self.nodes[i].address}
+            )
+            assert status == 200, body
+        for i in ids:
+            self.nodes[i].wait_ready(60)
+
     def running(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.running()]
 

@@ -29,25 +29,10 @@ def test_standalone_with_data_grows_to_three_then_five_then_shrinks_to_three(mak
     verify_acknowledged(first, bucket, before)
     assert first.view()["mode"] == "cluster"
 
-    def grow(ids: list[int]) -> None:
-        for i in ids:
-            node = cluster.add_node(i)
-        # Links to the new nodes exist now: every node's dial map changes.
-        for node in cluster.nodes.values():
-            cluster.configure(node, peers=sorted(cluster.nodes))
-        for i in ids:
-            cluster.nodes[i].start(wait_ready=False)
-            status, body = cluster.leader().admin(
-                "POST", "/admin/v1/cluster/members", {"id": i, "address": cluster.nodes[i].address}
-            )
-            assert status == 200, body
-        for i in ids:
-            cluster.nodes[i].wait_ready(60)
-
     with Writers(cluster, bucket, count=2, pause=0.02) as writers:
-        grow([1, 2])
+        cluster.grow([1, 2])
         cluster.wait_members({0, 1, 2})
-        grow([3, 4])
+        cluster.grow([3, 4])
         cluster.wait_members({0, 1, 2, 3, 4})
         mark = time.monotonic()
         wait_for("writes on five nodes", lambda: writers.acks_after(mark) >= 10)

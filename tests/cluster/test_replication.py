@@ -314,18 +314,7 @@ def test_scale_three_to_five_rebalances(make_cluster):
     cluster.nodes[0].s3.create_bucket(Bucket=bucket)
     objects = put_objects(cluster.nodes[0], bucket, 30, 64 * 1024)
     wait_replicated(cluster, cluster.nodes.values(), 30, 3)
-    for i in (3, 4):
-        cluster.add_node(i)
-    for node in cluster.nodes.values():
-        cluster.configure(node, peers=sorted(cluster.nodes))
-    for i in (3, 4):
-        cluster.nodes[i].start(wait_ready=False)
-        status, body = cluster.leader().admin(
-            "POST", "/admin/v1/cluster/members", {"id": i, "address": cluster.nodes[i].address}
-        )
-        assert status == 200, body
-    for i in (3, 4):
-        cluster.nodes[i].wait_ready(60)
+    cluster.grow([3, 4])
     cluster.wait_members({0, 1, 2, 3, 4})
     wait_replicated(cluster, cluster.nodes.values(), 30, 3, timeout=90)
     held = {n.id: len(blob_files(n)) for n in cluster.nodes.values()}

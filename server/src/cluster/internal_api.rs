@@ -127,7 +127,8 @@ fn msgpack(result: Result<Vec<u8>, RpcError>) -> Response {
     }
 }
 
-fn encoded<T: serde::Serialize>(value: &T) -> Response {
+/// A MessagePack answer (also the blob routes', `blobs::serve`).
+pub(super) fn encoded<T: serde::Serialize>(value: &T) -> Response {
     msgpack(encode(value).map_err(|e| RpcError(e.to_string())))
 }
 
@@ -178,7 +179,7 @@ async fn view(State(s): State<Internal>) -> Response {
     encoded(&s.cluster.leader_view().await)
 }
 
-fn decoded<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+pub(super) fn decoded<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     decode(body).map_err(|e| {
         Box::new(refuse(
             StatusCode::BAD_REQUEST,

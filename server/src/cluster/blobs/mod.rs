@@ -23,13 +23,17 @@ pub use repair::BlobsReport;
 pub use serve::LocalBlobs;
 
 use super::Cluster;
+use crate::meta::MetaError;
 use crate::meta::Metadata;
-use crate::meta::holders::HolderChange;
+use crate::meta::holders::{self, HolderChange, Holding};
 use crate::storage::{BlobId, BlobPins, BlobStore};
 use bleepstore_config::Config;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use throttle::Throttle;
+
+/// Blobs read from the metadata per step of a repair or scrub pass.
+const PAGE: usize = 256;
 
 /// Limits of the background copying and checking.
 pub struct CopySettings {
@@ -110,7 +114,7 @@ impl Replicas {
     /// The members new copies may go to: all but those being drained.
     async fn data_members(&self) -> BTreeSet<u64> {
         let mut members = self.members();
-        match self.meta.lookup(crate::meta::holders::draining).await {
+        match self.meta.lookup(holders::draining).await {
             Ok(draining) => members.retain(|m| !draining.contains(m)),
             Err(e) => tracing::warn!(error = %e, "cannot read which members drain"),
         }
@@ -122,7 +126,7 @@ impl Replicas {
         if !self.replicated {
             return;
         }
-        let Ok(draining) = self.meta.lookup(crate::meta::holders::draining).await else {
+        let Ok(draining) = self.meta.lookup(holders::draining).await else {
             return;
         };
         for member in &mut view.members {
@@ -133,6 +137,24 @@ impl Replicas {
                 blobs.drain_queue = blobs.drain_queue.max(blobs.blobs);
             }
         }
+    }
+
+    /// The next blobs in id order after `after`, which moves past them;
+    /// `None` once there are no more (the repair's and the scrub's scan).
+    async fn next_holdings(
+        &self,
+        after: &mut Option<BlobId>,
+    ) -> Result<Option<Vec<Holding>>, MetaError> {
+        let from = after.clone();
+        let page = self
+            .meta
+            .lookup(move |c| holders::holdings(c, from.as_ref(), PAGE))
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        *after = Some(last.blob.clone());
+        Ok(Some(page))
     }
 
     /// Starts a repair pass soon (on the leader; elsewhere it is a no-op).

@@ -22,9 +22,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Blobs read from the metadata per step of a pass.
-const PAGE: usize = 256;
-
 /// What one member holds and owes, as of the last pass.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemberBlobs {
@@ -140,13 +137,9 @@ impl Replicas {
         // so one unreachable node does not cost a timeout per blob.
         let failing = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
         loop {
-            let from = after.clone();
-            let page = self
-                .meta
-                .lookup(move |c| holders::holdings(c, from.as_ref(), PAGE))
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.blob.clone());
+            let Some(page) = self.next_holdings(&mut after).await? else {
+                break;
+            };
             let plans: Vec<(Holding, BlobPlan)> = page
                 .into_iter()
                 .map(|h| {
@@ -163,17 +156,15 @@ impl Replicas {
             tally(&mut report, &plans);
             let changes = self.carry_out(&plans, &failing, &mut report).await;
             if !changes.is_empty() {
-                let dropped_from: Vec<(u64, u64)> = changes
-                    .iter()
-                    .flat_map(|c| c.remove.iter().map(|&n| (n, 1u64)))
-                    .collect();
-                self.cluster
+                let outcome = self
+                    .cluster
                     .write(Command::ChangeHolders { changes })
                     .await
                     .map_err(|e| MetaError::Unavailable(format!("cannot record copies: {e}")))?;
-                for (node, n) in dropped_from {
-                    if let Some(member) = report.members.get_mut(&node) {
-                        member.drain_queue = member.drain_queue.saturating_sub(n);
+                // What the command really dropped (never a last holder).
+                for copy in outcome.dropped {
+                    if let Some(member) = report.members.get_mut(&copy.node) {
+                        member.drain_queue = member.drain_queue.saturating_sub(1);
                     }
                 }
             }

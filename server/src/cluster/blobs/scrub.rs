@@ -8,11 +8,8 @@
 
 use super::Replicas;
 use crate::meta::MetaError;
-use crate::meta::holders;
 use std::sync::Arc;
 use std::time::Duration;
-
-const PAGE: usize = 256;
 
 /// What a scrub pass found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -56,13 +53,9 @@ impl Replicas {
         let mut after = None;
         let instruments = self.cluster.instruments();
         loop {
-            let from = after.clone();
-            let page = self
-                .meta
-                .lookup(move |c| holders::holdings(c, from.as_ref(), PAGE))
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.blob.clone());
+            let Some(page) = self.next_holdings(&mut after).await? else {
+                break;
+            };
             for holding in page {
                 let mine = holding.place.nodes.contains(&me)
                     || (holding.place.nodes.is_empty() && !self.replicated);

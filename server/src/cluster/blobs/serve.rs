@@ -5,7 +5,7 @@
 
 use super::Replicas;
 use super::read::checked;
-use crate::cluster::proposal::encode;
+use crate::cluster::internal_api::{decoded, encoded};
 use crate::meta::model::StoredBlob;
 use crate::storage::{BlobId, StorageError};
 use axum::body::Body;
@@ -42,17 +42,6 @@ pub struct Span {
 fn blob_id(id: &str) -> Result<BlobId, Box<Response>> {
     BlobId::parse(id)
         .ok_or_else(|| Box::new((StatusCode::BAD_REQUEST, "not a blob id").into_response()))
-}
-
-fn msgpack<T: Serialize>(value: &T) -> Response {
-    match encode(value) {
-        Ok(bytes) => (
-            [(axum::http::header::CONTENT_TYPE, "application/vnd.msgpack")],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
 }
 
 fn storage_failure(blob: &BlobId, what: &str, e: StorageError) -> Response {
@@ -118,7 +107,7 @@ pub async fn receive(
             .boxed(),
     );
     match replicas.local.put(&id, stream).await {
-        Ok(len) => msgpack(&Received {
+        Ok(len) => encoded(&Received {
             len,
             crc32c: crc.crc32c().unwrap_or(0),
         }),
@@ -161,12 +150,12 @@ pub async fn copy(
         Ok(id) => id,
         Err(response) => return *response,
     };
-    let request: CopyRequest = match crate::cluster::proposal::decode(&body) {
+    let request: CopyRequest = match decoded(&body) {
         Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("cannot decode: {e}")).into_response(),
+        Err(response) => return *response,
     };
     match replicas.copy_here(&id, &request).await {
-        Ok(received) => msgpack(&received),
+        Ok(received) => encoded(&received),
         Err(e) => storage_failure(&id, "cannot copy a blob from its holders", e),
     }
 }
@@ -183,11 +172,11 @@ pub async fn verify(
         Ok(id) => id,
         Err(response) => return *response,
     };
-    let stored: Option<StoredBlob> = match crate::cluster::proposal::decode(&body) {
+    let stored: Option<StoredBlob> = match decoded(&body) {
         Ok(s) => s,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("cannot decode: {e}")).into_response(),
+        Err(response) => return *response,
     };
-    msgpack(&replicas.check_local(&id, stored).await)
+    encoded(&replicas.check_local(&id, stored).await)
 }
 
 impl Replicas {

@@ -71,19 +71,16 @@ impl Replicas {
         crc32c: impl Fn() -> Option<u32>,
     ) -> Result<Written, StorageError> {
         let me = self.node_id();
-        if !self.replicated {
-            let len = self.local.put(blob, stream).await?;
-            return Ok(Written {
-                len,
-                holders: vec![me],
-            });
-        }
-        let targets = targets(blob, &self.data_members().await, self.settings.factor);
+        let targets = if self.replicated {
+            targets(blob, &self.data_members().await, self.settings.factor)
+        } else {
+            vec![me]
+        };
         if targets == [me] {
             let len = self.local.put(blob, stream).await?;
             return Ok(Written {
                 len,
-                holders: vec![me],
+                holders: targets,
             });
         }
         let quorum = write_quorum(targets.len());
