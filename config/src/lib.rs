@@ -7,15 +7,22 @@
 //! Layering, lowest to highest: built-in defaults → YAML file → environment
 //! variables (`BLEEPSTORE_<SECTION>_<FIELD>`) → command-line flags.
 
+mod backends;
 mod load;
 mod secret;
 mod size;
 
+pub use backends::{
+    AwsBackendConfig, AzureBackendConfig, BackendSpec, DEFAULT_BACKEND, GcsBackendConfig,
+    LocalBackendConfig, NamedBackends, STORAGE_CLASSES, SecretSource, SqliteBackendConfig,
+    is_backend_name,
+};
 pub use load::{ConfigError, ENV_PREFIX, Overrides, load};
 pub use secret::Secret;
 pub use size::ByteSize;
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -81,6 +88,14 @@ pub enum Backend {
     Local,
     /// Blobs in process memory; everything is lost on exit.
     Memory,
+    /// Blobs as chunk rows in `storage.sqlite.path`.
+    Sqlite,
+    /// Blobs as objects in the S3 bucket `storage.aws`.
+    Aws,
+    /// Blobs in the Azure Blob container `storage.azure`.
+    Azure,
+    /// Blobs in the Google Cloud Storage bucket `storage.gcs`.
+    Gcs,
 }
 
 impl Backend {
@@ -88,6 +103,10 @@ impl Backend {
         match self {
             Backend::Local => "local",
             Backend::Memory => "memory",
+            Backend::Sqlite => "sqlite",
+            Backend::Aws => "aws",
+            Backend::Azure => "azure",
+            Backend::Gcs => "gcs",
         }
     }
 }
@@ -106,6 +125,81 @@ pub struct StorageConfig {
     /// Objects (and parts) up to this size are kept in the metadata itself:
     /// a small PUT is one log append and no blob file. 0 turns it off.
     pub inline_max: ByteSize,
+    /// Settings of the main backend, by kind (only the one `backend` names is used).
+    pub local: LocalBackendConfig,
+    pub sqlite: SqliteBackendConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsBackendConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureBackendConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<GcsBackendConfig>,
+    /// More backends, by name, for storage classes (`{archive: {type: aws, …}}`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub backends: NamedBackends,
+    /// Storage class → backend name (`default` is the main backend); classes
+    /// not listed are kept on the main backend.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub classes: BTreeMap<String, String>,
+}
+
+impl StorageConfig {
+    /// The main backend with its settings.
+    pub fn main_backend(&self) -> Result<BackendSpec, ConfigError> {
+        let section = |name: &str| ConfigError::Invalid {
+            field: format!("storage.{name}"),
+            message: format!("is required when storage.backend is {name}"),
+        };
+        Ok(match self.backend {
+            Backend::Local => BackendSpec::Local(self.local.clone()),
+            Backend::Memory => BackendSpec::Memory,
+            Backend::Sqlite => BackendSpec::Sqlite(self.sqlite.clone()),
+            Backend::Aws => BackendSpec::Aws(self.aws.clone().ok_or_else(|| section("aws"))?),
+            Backend::Azure => {
+                BackendSpec::Azure(self.azure.clone().ok_or_else(|| section("azure"))?)
+            }
+            Backend::Gcs => BackendSpec::Gcs(self.gcs.clone().ok_or_else(|| section("gcs"))?),
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| Err(ConfigError::Invalid { field, message });
+        let main = self.main_backend()?;
+        if let Err((field, message)) = main.check() {
+            return invalid(format!("storage.{}.{field}", main.kind()), message);
+        }
+        for (name, spec) in &self.backends {
+            if !is_backend_name(name) || name == DEFAULT_BACKEND {
+                return invalid(
+                    format!("storage.backends.{name}"),
+                    "a backend name is 1-32 lowercase letters, digits and -, starts with a letter, and is not `default`".into(),
+                );
+            }
+            if let Err((field, message)) = spec.check() {
+                return invalid(format!("storage.backends.{name}.{field}"), message);
+            }
+        }
+        for (class, backend) in &self.classes {
+            if !STORAGE_CLASSES.contains(&class.as_str()) {
+                return invalid(
+                    format!("storage.classes.{class}"),
+                    format!(
+                        "is not an S3 storage class ({})",
+                        STORAGE_CLASSES.join(", ")
+                    ),
+                );
+            }
+            if backend != DEFAULT_BACKEND && !self.backends.contains_key(backend) {
+                return invalid(
+                    format!("storage.classes.{class}"),
+                    format!(
+                        "names no backend in storage.backends (nor `{DEFAULT_BACKEND}`): {backend:?}"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for StorageConfig {
@@ -116,6 +210,13 @@ impl Default for StorageConfig {
             orphan_grace_secs: 3600,
             sweep_interval_secs: 3600,
             inline_max: ByteSize(16 * 1024),
+            local: LocalBackendConfig::default(),
+            sqlite: SqliteBackendConfig::default(),
+            aws: None,
+            azure: None,
+            gcs: None,
+            backends: BTreeMap::new(),
+            classes: BTreeMap::new(),
         }
     }
 }
@@ -768,6 +869,7 @@ impl Config {
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty".into());
         }
+        self.storage.validate()?;
         // Inline bytes travel in Raft log entries and live in the metadata.
         if self.storage.inline_max.0 > MAX_INLINE {
             return invalid(

@@ -196,6 +196,7 @@ fn resolve_secret_files(config: &mut Config, env: &[(String, String)]) -> Result
     if let Some(path) = &config.cluster.secret_file {
         config.cluster.secret = Some(read_secret("cluster.secret_file", path)?);
     }
+    resolve_backend_secrets(&mut config.storage, env)?;
     for (i, key) in config.encryption.keys.iter_mut().enumerate() {
         let sources = [key.value.is_some(), key.file.is_some(), key.env.is_some()];
         if sources.iter().filter(|s| **s).count() > 1 {
@@ -218,6 +219,78 @@ fn resolve_secret_files(config: &mut Config, env: &[(String, String)]) -> Result
                 })?;
             key.value = Some(Secret::new(value));
         }
+    }
+    Ok(())
+}
+
+/// Resolves `file` and `env` of every backend credential into `value`.
+fn resolve_backend_secrets(
+    storage: &mut crate::StorageConfig,
+    env: &[(String, String)],
+) -> Result<(), ConfigError> {
+    let mut specs: Vec<(String, crate::BackendSpec)> = Vec::new();
+    if let Some(c) = storage.aws.take() {
+        specs.push(("storage.aws".into(), crate::BackendSpec::Aws(c)));
+    }
+    if let Some(c) = storage.azure.take() {
+        specs.push(("storage.azure".into(), crate::BackendSpec::Azure(c)));
+    }
+    if let Some(c) = storage.gcs.take() {
+        specs.push(("storage.gcs".into(), crate::BackendSpec::Gcs(c)));
+    }
+    let mut result = Ok(());
+    for (prefix, spec) in specs.iter_mut().map(|(p, s)| (p.clone(), s)).chain(
+        storage
+            .backends
+            .iter_mut()
+            .map(|(name, s)| (format!("storage.backends.{name}"), s)),
+    ) {
+        for (name, secret) in spec.secrets_mut() {
+            if let Err(e) = resolve_source(&format!("{prefix}.{name}"), secret, env) {
+                result = Err(e);
+            }
+        }
+    }
+    for (_, spec) in specs {
+        match spec {
+            crate::BackendSpec::Aws(c) => storage.aws = Some(c),
+            crate::BackendSpec::Azure(c) => storage.azure = Some(c),
+            crate::BackendSpec::Gcs(c) => storage.gcs = Some(c),
+            _ => {}
+        }
+    }
+    result
+}
+
+fn resolve_source(
+    field: &str,
+    secret: &mut crate::SecretSource,
+    env: &[(String, String)],
+) -> Result<(), ConfigError> {
+    let given = [
+        secret.value.is_some(),
+        secret.file.is_some(),
+        secret.env.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ConfigError::Invalid {
+            field: field.to_string(),
+            message: "give exactly one of value, file or env".into(),
+        });
+    }
+    if let Some(path) = &secret.file {
+        secret.value = Some(read_secret(&format!("{field}.file"), path)?);
+    }
+    if let Some(name) = &secret.env {
+        let value = env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| ConfigError::Invalid {
+                field: format!("{field}.env"),
+                message: format!("environment variable {name} is not set"),
+            })?;
+        secret.value = Some(Secret::new(value));
     }
     Ok(())
 }
@@ -322,6 +395,63 @@ mod tests {
             text.contains("cluster.dial") && text.contains("not a node id"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn backends_classes_and_credential_sources_load() {
+        let dir = temp_dir("backends");
+        let key_file = write(&dir, "key", "file-secret\n");
+        let text = format!(
+            "storage:\n  backend: aws\n  aws:\n    bucket: blobs\n    access_key_id: {{env: TEST_AWS_KEY}}\n    secret_access_key: {{file: {}}}\n  backends:\n    archive:\n      type: gcs\n      bucket: cold\n    db:\n      type: sqlite\n  classes:\n    GLACIER: archive\n    STANDARD_IA: default\n",
+            key_file.display()
+        );
+        let file = write(&dir, "c.yaml", &text);
+        let env = env(&[("TEST_AWS_KEY", "env-key")]);
+        let config = load(Some(&file), env, &Overrides::default()).unwrap();
+        let aws = config.storage.aws.as_ref().unwrap();
+        assert_eq!(
+            aws.access_key_id.as_ref().unwrap().expose(),
+            Some("env-key")
+        );
+        assert_eq!(
+            aws.secret_access_key.as_ref().unwrap().expose(),
+            Some("file-secret")
+        );
+        assert_eq!(config.storage.backends["archive"].kind(), "gcs");
+        assert_eq!(config.storage.backends["db"].kind(), "sqlite");
+        assert!(config.storage.main_backend().unwrap().is_shared());
+    }
+
+    #[test]
+    fn bad_backend_settings_name_their_field() {
+        let dir = temp_dir("bad-backends");
+        for (text, field) in [
+            ("storage:\n  backend: aws\n", "storage.aws"),
+            (
+                "storage:\n  backend: aws\n  aws: {bucket: ''}\n",
+                "storage.aws.bucket",
+            ),
+            (
+                "storage:\n  backends:\n    Bad_Name: {type: memory}\n",
+                "storage.backends.Bad_Name",
+            ),
+            (
+                "storage:\n  classes: {GLACIER: nowhere}\n",
+                "storage.classes.GLACIER",
+            ),
+            (
+                "storage:\n  backends: {a: {type: memory}}\n  classes: {FROZEN: a}\n",
+                "storage.classes.FROZEN",
+            ),
+            (
+                "storage:\n  backends: {a: {type: azure, container: c}}\n",
+                "storage.backends.a.account",
+            ),
+        ] {
+            let file = write(&dir, "c.yaml", text);
+            let err = load(Some(&file), Vec::new(), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(field), "{text}: {err}");
+        }
     }
 
     #[test]

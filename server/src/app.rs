@@ -7,7 +7,7 @@ use crate::cluster::effects::BlobReaper;
 use crate::crypto::Keyring;
 use crate::meta::Metadata;
 use crate::metrics::Metrics;
-use crate::storage::{BlobPins, BlobStore, LocalBlobStore, MemoryBlobStore};
+use crate::storage::{BackendHealth, Backends, BlobPins, BlobStore};
 use anyhow::Context;
 use bleepstore_config::{Backend, Config};
 use std::sync::Arc;
@@ -19,8 +19,13 @@ pub struct App {
     pub meta: Metadata,
     /// The Raft group every metadata write goes through.
     pub cluster: Arc<Cluster>,
-    /// This node's own blob store (writes, deletes, the sweep).
+    /// This node's own blob store (writes, deletes, the sweep): every
+    /// configured backend behind one store.
     pub blobs: Arc<dyn BlobStore>,
+    /// The same backends, for choosing one by storage class.
+    pub backends: Arc<Backends>,
+    /// The last check of every backend, for `/ready` and the metrics.
+    pub backend_health: Arc<BackendHealth>,
     /// Blob copies wherever they are: writes to their targets, reads from
     /// this node's store or a holder, repair and scrub.
     pub replicas: Arc<Replicas>,
@@ -40,22 +45,19 @@ impl App {
     /// Opens storage and metadata. Every start-up is a recovery: temp files
     /// of interrupted writes are removed here; orphan blobs by the sweep.
     pub async fn open(config: Config) -> anyhow::Result<Arc<App>> {
-        let (meta, blobs): (Metadata, Arc<dyn BlobStore>) = match config.storage.backend {
-            Backend::Local => {
-                let data_dir = &config.storage.data_dir;
-                let blobs = LocalBlobStore::open(data_dir).with_context(|| {
-                    format!("cannot open blob store under {}", data_dir.display())
-                })?;
-                let path = config.metadata_path();
-                let meta = Metadata::open(&path)
-                    .with_context(|| format!("cannot open metadata database {}", path.display()))?;
-                (meta, Arc::new(blobs))
-            }
-            Backend::Memory => (
-                Metadata::in_memory().context("cannot create in-memory metadata")?,
-                Arc::new(MemoryBlobStore::new()),
-            ),
+        let backends = Arc::new(
+            Backends::open(&config.storage)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?,
+        );
+        let meta = if config.storage.backend == Backend::Memory {
+            Metadata::in_memory().context("cannot create in-memory metadata")?
+        } else {
+            let path = config.metadata_path();
+            Metadata::open(&path)
+                .with_context(|| format!("cannot open metadata database {}", path.display()))?
         };
+        let blobs: Arc<dyn BlobStore> = backends.clone();
         blobs
             .recover()
             .await
@@ -87,6 +89,15 @@ impl App {
                 "blobs are replicated across the cluster"
             );
         }
+        if cluster.is_clustered() {
+            for (name, store) in backends.each().filter(|(_, s)| s.is_shared()) {
+                tracing::info!(
+                    backend = name,
+                    kind = store.name(),
+                    "every node reads and writes this backend's bucket itself: its blobs are kept once (replication factor 1), the bucket's own redundancy protects them"
+                );
+            }
+        }
         for task in [replicas.spawn_repair(), replicas.spawn_scrub()]
             .into_iter()
             .flatten()
@@ -107,6 +118,12 @@ impl App {
             max_presign_expiry: Duration::from_secs(config.limits.max_presign_expiry_secs),
         };
         let metrics = Metrics::with_cluster(cluster.instruments());
+        let backend_health = Arc::new(BackendHealth::default());
+        cluster.keep_task(crate::backend_watch::spawn(
+            backends.clone(),
+            backend_health.clone(),
+            metrics.backend_up.clone(),
+        ));
         Ok(Arc::new(App {
             config,
             metrics,
@@ -114,6 +131,8 @@ impl App {
             replicas,
             cluster,
             blobs,
+            backends,
+            backend_health,
             pins,
             credentials,
             keyring,

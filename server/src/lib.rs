@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod app;
 pub mod auth;
+pub mod backend_watch;
 pub mod checksum;
 pub mod cluster;
 pub mod crypto;

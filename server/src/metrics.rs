@@ -19,8 +19,16 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub backend: String,
+    pub kind: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// 1 while a storage backend passes its check, 0 while it fails.
+    pub backend_up: Family<BackendLabels, Gauge>,
     pub requests: Family<RequestLabels, Counter>,
     pub duration: Family<OperationLabels, Histogram>,
     pub bytes_received: Counter,
@@ -62,6 +70,12 @@ impl Metrics {
         let objects = Gauge::default();
         let stored_bytes = Gauge::default();
         let orphans_removed = Counter::default();
+        let backend_up = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "backend_up",
+            "Whether a storage backend passes its periodic check (1) or not (0)",
+            backend_up.clone(),
+        );
         registry.register(
             "s3_requests",
             "S3 requests by operation and HTTP status",
@@ -101,6 +115,7 @@ impl Metrics {
         );
         Metrics {
             registry,
+            backend_up,
             requests,
             duration,
             bytes_received,

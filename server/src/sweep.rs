@@ -7,8 +7,12 @@
 use crate::app::App;
 use crate::meta::holders;
 use crate::storage::BlobId;
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+/// Blob names checked against the metadata at a time.
+const SWEEP_PAGE: usize = 1000;
 
 /// Deletes blobs created before `cutoff` that the metadata does not list
 /// on this node; returns how many.
@@ -17,17 +21,36 @@ use std::time::{Duration, SystemTime};
 /// for an orphan.
 pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usize> {
     app.cluster.caught_up().await?;
-    let candidates: Vec<BlobId> = app
-        .blobs
-        .list()
-        .await?
-        .into_iter()
-        .filter(|b| b.created < cutoff && !app.pins.is_pinned(&b.id))
-        .map(|b| b.id)
-        .collect();
-    if candidates.is_empty() {
-        return Ok(0);
+    // The listing is read a page at a time: an upstream bucket may hold
+    // more blob names than fit in memory.
+    let mut listing = app.blobs.list();
+    let mut page: Vec<BlobId> = Vec::with_capacity(SWEEP_PAGE);
+    let mut removed = 0;
+    loop {
+        let next = listing.next().await.transpose()?;
+        let ended = next.is_none();
+        if let Some(blob) = next
+            && blob.created < cutoff
+            && !app.pins.is_pinned(&blob.id)
+        {
+            page.push(blob.id);
+        }
+        if page.len() >= SWEEP_PAGE || (ended && !page.is_empty()) {
+            removed += remove_orphans(app, std::mem::take(&mut page)).await?;
+        }
+        if ended {
+            break;
+        }
     }
+    if removed > 0 {
+        app.metrics.orphans_removed.inc_by(removed as u64);
+        tracing::info!(removed, "removed orphan blobs");
+    }
+    Ok(removed)
+}
+
+/// Removes those of `candidates` the metadata does not list on this node.
+async fn remove_orphans(app: &App, candidates: Vec<BlobId>) -> anyhow::Result<usize> {
     let me = app.cluster.node_id();
     let orphans = app
         .meta
@@ -43,10 +66,6 @@ pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usiz
         .await?;
     for blob in &orphans {
         app.blobs.delete(blob).await?;
-    }
-    if !orphans.is_empty() {
-        app.metrics.orphans_removed.inc_by(orphans.len() as u64);
-        tracing::info!(removed = orphans.len(), "removed orphan blobs");
     }
     Ok(orphans.len())
 }

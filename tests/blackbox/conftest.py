@@ -220,9 +220,19 @@ def workdir():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def storage_override() -> dict:
+    """BLEEPSTORE_BLACKBOX_STORAGE (JSON): a `storage` section for the main
+    server, to run the suite against another blob backend (scripts/test.sh
+    runs the core files against each cloud emulator this way)."""
+    import json
+
+    text = os.environ.get("BLEEPSTORE_BLACKBOX_STORAGE")
+    return {"storage": json.loads(text)} if text else {}
+
+
 @pytest.fixture(scope="session")
 def server(workdir):
-    s = make_server(workdir, "main")
+    s = make_server(workdir, "main", **storage_override())
     s.start()
     yield s
     s.kill(signal.SIGTERM)

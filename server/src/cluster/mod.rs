@@ -81,7 +81,8 @@ impl Cluster {
         let node_id = config.cluster.resolved_node_id();
         let (log, snapshots) = match config.storage.backend {
             Backend::Memory => (LogStore::in_memory()?, SnapshotStore::temporary()?),
-            Backend::Local => {
+            // The Raft log lives on local disk whatever holds the blobs.
+            Backend::Local | Backend::Sqlite | Backend::Aws | Backend::Azure | Backend::Gcs => {
                 let dir = config.raft_dir();
                 let log = LogStore::open(&dir.join("log.db")).map_err(|e| {
                     anyhow::anyhow!("cannot open the Raft log under {}: {e}", dir.display())

@@ -56,6 +56,22 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
     {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response();
     }
+    let broken: Vec<String> = app
+        .backend_health
+        .statuses()
+        .into_iter()
+        .filter_map(|s| {
+            s.problem
+                .map(|p| format!("storage backend {} ({}): {p}", s.name, s.kind))
+        })
+        .collect();
+    if !broken.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", broken.join("; ")),
+        )
+            .into_response();
+    }
     if !app.cluster.is_ready() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

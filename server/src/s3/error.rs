@@ -71,6 +71,7 @@ s3_codes! {
     ConditionalRequestConflict => StatusCode::CONFLICT, "A conflicting operation occurred. If using PutObject you can retry the request.";
     SignatureDoesNotMatch => StatusCode::FORBIDDEN, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
     ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE, "Please reduce your request rate.";
+    SlowDown => StatusCode::SERVICE_UNAVAILABLE, "Please reduce your request rate.";
     UnexpectedContent => StatusCode::BAD_REQUEST, "This request does not support content.";
     UnresolvableGrantByEmailAddress => StatusCode::BAD_REQUEST, "The e-mail address you provided does not match any account on record.";
     XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST, "The provided 'x-amz-content-sha256' header does not match what was computed.";

@@ -28,8 +28,16 @@ async fn read(store: &dyn BlobStore, id: &BlobId, offset: u64, length: u64) -> V
     chunks.concat()
 }
 
+async fn list(store: &dyn BlobStore) -> Vec<super::BlobInfo> {
+    store.list().try_collect().await.expect("list")
+}
+
 /// Runs every check against `store`; panics with a description on failure.
 pub async fn run(store: &dyn BlobStore) {
+    store
+        .check()
+        .await
+        .expect("a working store passes its check");
     round_trip(store).await;
     ranges(store).await;
     large_blob(store).await;
@@ -100,7 +108,7 @@ async fn failed_write_leaves_nothing(store: &dyn BlobStore) {
         matches!(store.get(&id, 0, 1).await, Err(StorageError::NotFound(_))),
         "a failed put must leave no blob"
     );
-    let listed = store.list().await.expect("list");
+    let listed = list(store).await;
     assert!(!listed.iter().any(|b| b.id == id));
     store.recover().await.expect("recover");
 }
@@ -121,12 +129,12 @@ async fn list_sees_blobs(store: &dyn BlobStore) {
     let b = BlobId::random();
     store.put(&a, body(vec![b"a"])).await.expect("put a");
     store.put(&b, body(vec![b"b"])).await.expect("put b");
-    let listed = store.list().await.expect("list");
+    let listed = list(store).await;
     assert!(listed.iter().any(|i| i.id == a));
     assert!(listed.iter().any(|i| i.id == b));
     store.delete(&a).await.expect("delete");
     store.delete(&b).await.expect("delete");
-    let listed = store.list().await.expect("list");
+    let listed = list(store).await;
     assert!(!listed.iter().any(|i| i.id == a || i.id == b));
 }
 
@@ -135,4 +143,52 @@ async fn missing_blob_is_not_found(store: &dyn BlobStore) {
         store.get(&BlobId::random(), 0, 1).await,
         Err(StorageError::NotFound(_))
     ));
+}
+
+/// A blob of `size` bytes sent in 100 KB pieces, read back whole and in
+/// ranges that cross `boundary` (a cloud backend's part size): it goes up
+/// as an upstream multipart upload.
+pub async fn large_upload(store: &dyn BlobStore, size: usize, boundary: usize) {
+    let id = BlobId::random();
+    let data: Vec<u8> = (0..size as u32)
+        .map(|i| (i.wrapping_mul(7) % 251) as u8)
+        .collect();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(100_000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let n = store
+        .put(&id, futures::stream::iter(chunks).boxed())
+        .await
+        .expect("put large");
+    assert_eq!(n, size as u64);
+    assert!(read(store, &id, 0, n).await == data, "whole read differs");
+    let from = boundary - 1000;
+    assert_eq!(
+        read(store, &id, from as u64, 5000).await,
+        &data[from..from + 5000],
+        "a range across a part boundary differs"
+    );
+    store.delete(&id).await.expect("delete");
+}
+
+/// A body that fails after more than one part leaves no blob behind.
+pub async fn failed_large_upload_leaves_nothing(store: &dyn BlobStore, part: usize) {
+    let id = BlobId::random();
+    let piece = Bytes::from(vec![7u8; part]);
+    let body = futures::stream::iter(vec![
+        Ok(piece.clone()),
+        Ok(piece),
+        Err(std::io::Error::other("client went away")),
+    ])
+    .boxed();
+    assert!(matches!(
+        store.put(&id, body).await,
+        Err(StorageError::Body(_))
+    ));
+    assert!(matches!(
+        store.get(&id, 0, 1).await,
+        Err(StorageError::NotFound(_))
+    ));
+    assert!(!list(store).await.iter().any(|b| b.id == id));
 }

@@ -3,7 +3,8 @@
 
 use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError};
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
@@ -26,7 +27,7 @@ impl LocalBlobStore {
     }
 
     fn path_of(&self, id: &BlobId) -> PathBuf {
-        let s = id.as_str();
+        let s = id.key();
         self.blobs.join(&s[0..2]).join(&s[2..4]).join(s)
     }
 
@@ -49,7 +50,7 @@ impl LocalBlobStore {
 #[async_trait]
 impl BlobStore for LocalBlobStore {
     async fn put(&self, id: &BlobId, body: BodyStream) -> Result<u64, StorageError> {
-        let temp = self.tmp.join(format!("{id}.part"));
+        let temp = self.tmp.join(format!("{}.part", id.key()));
         let written = match self.write_temp(&temp, body).await {
             Ok(n) => n,
             Err(e) => {
@@ -97,36 +98,16 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<BlobInfo>, StorageError> {
+    fn list(&self) -> BoxStream<'_, Result<BlobInfo, StorageError>> {
+        // One first-level directory (1/256 of the blobs) in memory at a time.
         let root = self.blobs.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            let mut found = Vec::new();
-            for level1 in std::fs::read_dir(&root)? {
-                let level1 = level1?;
-                if !level1.file_type()?.is_dir() {
-                    continue;
-                }
-                for level2 in std::fs::read_dir(level1.path())? {
-                    let level2 = level2?;
-                    if !level2.file_type()?.is_dir() {
-                        continue;
-                    }
-                    for entry in std::fs::read_dir(level2.path())? {
-                        let entry = entry?;
-                        let name = entry.file_name();
-                        let Some(id) = name.to_str().and_then(BlobId::parse) else {
-                            continue;
-                        };
-                        let created = entry.metadata()?.modified()?;
-                        found.push(BlobInfo { id, created });
-                    }
-                }
-            }
-            Ok::<_, std::io::Error>(found)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok(found)
+        futures::stream::once(blocking(move || subdirs(&root)))
+            .map_ok(|dirs| futures::stream::iter(dirs.into_iter().map(Ok)))
+            .try_flatten()
+            .and_then(|dir| blocking(move || blobs_under(&dir)))
+            .map_ok(|found| futures::stream::iter(found.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
     }
 
     async fn recover(&self) -> Result<(), StorageError> {
@@ -145,6 +126,43 @@ impl BlobStore for LocalBlobStore {
     fn name(&self) -> &'static str {
         "local"
     }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)??)
+}
+
+fn subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The blobs of one first-level directory (`blobs/<aa>/*/*`).
+fn blobs_under(level1: &Path) -> std::io::Result<Vec<BlobInfo>> {
+    let mut found = Vec::new();
+    for level2 in subdirs(level1)? {
+        for entry in std::fs::read_dir(level2)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(BlobId::parse) else {
+                continue;
+            };
+            let created = entry.metadata()?.modified()?;
+            found.push(BlobInfo { id, created });
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

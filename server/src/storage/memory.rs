@@ -4,6 +4,7 @@ use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::SystemTime;
@@ -63,8 +64,8 @@ impl BlobStore for MemoryBlobStore {
         Ok(())
     }
 
-    async fn list(&self) -> Result<Vec<BlobInfo>, StorageError> {
-        Ok(self
+    fn list(&self) -> BoxStream<'_, Result<BlobInfo, StorageError>> {
+        let found: Vec<BlobInfo> = self
             .blobs
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -73,7 +74,8 @@ impl BlobStore for MemoryBlobStore {
                 id: id.clone(),
                 created: *created,
             })
-            .collect())
+            .collect();
+        futures::stream::iter(found.into_iter().map(Ok)).boxed()
     }
 
     async fn recover(&self) -> Result<(), StorageError> {

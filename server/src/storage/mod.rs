@@ -7,10 +7,16 @@ pub mod conformance;
 mod local;
 mod memory;
 pub mod pins;
+mod router;
+mod sqlite;
+mod upstream;
 
 pub use local::LocalBlobStore;
 pub use memory::MemoryBlobStore;
 pub use pins::{BlobPins, PinGuard};
+pub use router::{BackendHealth, BackendStatus, Backends, OpenError};
+pub use sqlite::SqliteBlobStore;
+pub use upstream::{AwsBlobStore, ObjectStoreBlobStore};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,7 +24,10 @@ use futures::stream::BoxStream;
 use std::fmt;
 use std::time::SystemTime;
 
-/// A blob's id: 32 lowercase hex characters from a random UUID.
+/// A blob's id: 32 lowercase hex characters from a random UUID, prefixed
+/// with `<backend>:` when the blob is kept on a named backend of
+/// `storage.backends` rather than on the main one. The id is all the
+/// metadata needs to find the bytes again.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct BlobId(String);
@@ -37,21 +46,59 @@ impl From<BlobId> for String {
     }
 }
 
+fn is_hex_id(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 impl BlobId {
     pub fn random() -> Self {
         BlobId(uuid::Uuid::new_v4().simple().to_string())
     }
 
-    /// Accepts only what `random` produces, so a stored id can never be a path.
+    /// A new id on `backend` (None: the main backend).
+    pub fn random_on(backend: Option<&str>) -> Self {
+        let id = BlobId::random();
+        match backend {
+            None => id,
+            Some(name) => id.on(name),
+        }
+    }
+
+    /// This id's random part on the named backend `name`.
+    pub fn on(&self, name: &str) -> Self {
+        BlobId(format!("{name}:{}", self.key()))
+    }
+
+    /// Accepts only what `random` and `on` produce, so a stored id can never
+    /// be a path.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| BlobId(s.to_string()))
+        let key = match s.split_once(':') {
+            Some((backend, key)) if bleepstore_config::is_backend_name(backend) => key,
+            Some(_) => return None,
+            None => s,
+        };
+        is_hex_id(key).then(|| BlobId(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The named backend the blob is kept on; None for the main backend.
+    pub fn backend(&self) -> Option<&str> {
+        self.0.split_once(':').map(|(backend, _)| backend)
+    }
+
+    /// The random part: what a backend stores the blob under.
+    pub fn key(&self) -> &str {
+        self.0.rsplit(':').next().unwrap_or(&self.0)
+    }
+
+    /// The id as the backend itself knows it (without the backend name).
+    pub fn local(&self) -> BlobId {
+        BlobId(self.key().to_string())
     }
 }
 
@@ -84,6 +131,14 @@ pub enum StorageError {
     /// holders are unreachable).
     #[error("blob {0} unavailable: {1}")]
     Unavailable(BlobId, String),
+    /// An upstream store throttled us, failed (5xx) or could not be reached,
+    /// and retrying (where that was safe) did not help. Clients should retry.
+    #[error("backend {backend} is busy or unreachable: {reason}")]
+    Busy { backend: String, reason: String },
+    /// An upstream store refused the request for good (credentials,
+    /// permissions, a missing bucket).
+    #[error("backend {backend} refused the request: {reason}")]
+    Upstream { backend: String, reason: String },
 }
 
 /// A stored blob as the orphan sweep sees it.
@@ -105,8 +160,15 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes a blob; removing a missing blob is not an error.
     async fn delete(&self, id: &BlobId) -> Result<(), StorageError>;
 
-    /// Every blob currently stored, for the orphan sweep.
-    async fn list(&self) -> Result<Vec<BlobInfo>, StorageError>;
+    /// Every blob currently stored, for the orphan sweep: a stream that
+    /// pages through the backend, never holding the whole listing.
+    fn list(&self) -> BoxStream<'_, Result<BlobInfo, StorageError>>;
+
+    /// Whether the backend can be used right now (for `/ready` and the
+    /// start-up check of credentials): Ok, or the reason it cannot.
+    async fn check(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 
     /// Clears what interrupted writes left behind (temp files). Called at
     /// start-up, when no write of this process can be in flight.
@@ -119,5 +181,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// nothing itself.
     fn is_shared(&self) -> bool {
         false
+    }
+
+    /// Whether `id` is kept where every node sees it (see `is_shared`);
+    /// differs from `is_shared` only for a store of several backends.
+    fn is_shared_for(&self, _id: &BlobId) -> bool {
+        self.is_shared()
     }
 }

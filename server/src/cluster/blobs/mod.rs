@@ -154,7 +154,13 @@ impl Replicas {
             return Ok(None);
         };
         *after = Some(last.blob.clone());
-        Ok(Some(page))
+        // A shared backend (a cloud bucket) keeps its own copies: nothing
+        // to repair or scrub there, and reading it all back would cost.
+        Ok(Some(
+            page.into_iter()
+                .filter(|h| !self.local.is_shared_for(&h.blob))
+                .collect(),
+        ))
     }
 
     /// Starts a repair pass soon (on the leader; elsewhere it is a no-op).
@@ -166,6 +172,10 @@ impl Replicas {
     /// the node deletes it once that is applied, and the repair makes a
     /// good copy from another holder. The last listed holder stays listed.
     pub async fn drop_copy(&self, blob: &BlobId, node: u64, why: &str) {
+        if self.local.is_shared_for(blob) {
+            tracing::error!(%blob, reason = why, "a blob on a shared backend fails its check; the cluster keeps no other copy of it");
+            return;
+        }
         tracing::warn!(%blob, node, reason = why, "dropping a bad copy of a blob");
         let change = HolderChange {
             blob: blob.clone(),

@@ -31,7 +31,14 @@ impl Replicas {
     ) -> Result<BodyStream, StorageError> {
         let me = self.node_id();
         let clustered = self.cluster.is_clustered();
+        let shared = self.local.is_shared_for(blob);
         let listed_here = place.nodes.is_empty() || place.nodes.contains(&me);
+        if shared {
+            // Every node reads a shared backend itself; no other node has more.
+            let stream = self.local.get(blob, offset, length).await?;
+            let on_bad = self.reporter(blob, me, "a shared backend returned a bad blob");
+            return Ok(checked(stream, blob, place.stored, offset, length, on_bad));
+        }
         if listed_here || !clustered {
             match self.local.get(blob, offset, length).await {
                 Ok(stream) => {

@@ -71,6 +71,14 @@ impl Replicas {
         crc32c: impl Fn() -> Option<u32>,
     ) -> Result<Written, StorageError> {
         let me = self.node_id();
+        if self.local.is_shared_for(blob) {
+            // Every node reads a shared backend itself: no holders to record.
+            let len = self.local.put(blob, stream).await?;
+            return Ok(Written {
+                len,
+                holders: Vec::new(),
+            });
+        }
         let targets = if self.replicated {
             targets(blob, &self.data_members().await, self.settings.factor)
         } else {
@@ -231,6 +239,12 @@ impl Replicas {
     /// Removes the copies on `holders` of a blob that will not be
     /// committed (the write failed after the bytes were stored).
     pub async fn abandon(&self, blob: &BlobId, holders: &[u64]) {
+        if self.local.is_shared_for(blob) {
+            if let Err(e) = self.local.delete(blob).await {
+                tracing::warn!(%blob, error = %e, "cannot remove a failed write's blob; the sweep will");
+            }
+            return;
+        }
         for node in holders {
             let result = if *node == self.node_id() {
                 self.local.delete(blob).await.map_err(|e| e.to_string())

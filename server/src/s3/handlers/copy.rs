@@ -186,8 +186,17 @@ async fn copy_data(
     app: &App,
     source: &CopySource,
     destination: &WriteEncryption,
+    class: &str,
 ) -> S3Result<Data> {
-    if can_share(&source.object.meta, destination) {
+    // Blobs stay where they are only if the destination's storage class
+    // keeps them on the same backend; otherwise the bytes move.
+    let backend = app.backends.backend_for_class(class);
+    let same_backend = source
+        .object
+        .extents
+        .iter()
+        .all(|e| e.place.inline || e.blob.backend() == backend);
+    if same_backend && can_share(&source.object.meta, destination) {
         let Some(wrapping) = destination.wrapping() else {
             return Ok(Data::Shared(source.object.extents.clone()));
         };
@@ -233,7 +242,7 @@ async fn copy_data(
         .unwrap_or(ChecksumAlgorithm::Crc64Nvme);
     let (stream, slot) = digest_only(stream, Some(algorithm));
     Ok(Data::Written(Box::new(
-        store_stream(app, stream, slot, destination).await?,
+        store_stream(app, stream, slot, destination, class).await?,
     )))
 }
 
@@ -292,7 +301,7 @@ pub async fn copy_object(app: &App, req: &mut S3Request) -> S3Result<S3Response>
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
             ));
         }
-        let data = match copy_data(app, &source, &encryption).await {
+        let data = match copy_data(app, &source, &encryption, &requested.storage_class).await {
             Err(e)
                 if e.code == S3ErrorCode::ConditionalRequestConflict
                     && attempts < COPY_ATTEMPTS =>

@@ -110,8 +110,10 @@ pub async fn store_stream(
     stream: BodyStream,
     slot: DigestSlot,
     encryption: &WriteEncryption,
+    class: &str,
 ) -> S3Result<StoredBody> {
-    let blob = BlobId::random();
+    // The storage class picks the backend; the id records which it was.
+    let blob = BlobId::random_on(app.backends.backend_for_class(class));
     let (stream, data_key) = match encryption.wrapping() {
         None => (stream, None),
         Some(_) => {
@@ -139,7 +141,7 @@ pub async fn store_stream(
                     "Not enough storage nodes are reachable to store the object safely; please retry.",
                 ));
             }
-            Err(e) => return Err(S3Error::internal(e)),
+            Err(e) => return Err(storage_error(&e)),
         },
     };
     let digest = slot
@@ -289,6 +291,30 @@ pub fn extents_stream(
         .boxed()
 }
 
+/// The S3 answer to a blob store failure: a busy or unreachable backend is
+/// 503 SlowDown (clients retry with backoff), unreachable holders 503
+/// ServiceUnavailable, anything else 500. The reason is logged, not sent.
+pub fn storage_error(e: &StorageError) -> S3Error {
+    match e {
+        StorageError::Busy { backend, reason } => {
+            tracing::warn!(backend, reason, "storage backend is busy or unreachable");
+            S3Error::new(S3ErrorCode::SlowDown)
+        }
+        StorageError::Unavailable(..) => S3Error::new(S3ErrorCode::ServiceUnavailable),
+        StorageError::Upstream { backend, reason } => {
+            tracing::error!(backend, reason, "storage backend refused a request");
+            S3Error::with_message(
+                S3ErrorCode::InternalError,
+                "The storage backend refused the request; see the server log.",
+            )
+        }
+        other => {
+            tracing::error!(error = %other, "blob store failure");
+            S3Error::new(S3ErrorCode::InternalError)
+        }
+    }
+}
+
 /// Reads the first piece of `stream` before the response is committed:
 /// a blob that is missing or fails authentication becomes a 500 instead of
 /// a 200 with a cut body.
@@ -300,15 +326,13 @@ pub async fn start_stream(mut stream: BodyStream) -> S3Result<BodyStream> {
             .boxed()),
         Some(Err(e)) => {
             tracing::error!(error = %e, "cannot read a stored object");
-            let unavailable = e
+            match e
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<StorageError>())
-                .is_some_and(|inner| matches!(inner, StorageError::Unavailable(..)));
-            Err(S3Error::new(if unavailable {
-                S3ErrorCode::ServiceUnavailable
-            } else {
-                S3ErrorCode::InternalError
-            }))
+            {
+                Some(inner) => Err(storage_error(inner)),
+                None => Err(S3Error::new(S3ErrorCode::InternalError)),
+            }
         }
     }
 }

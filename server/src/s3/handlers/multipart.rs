@@ -211,7 +211,15 @@ pub async fn upload_part(app: &App, req: &mut S3Request) -> S3Result<S3Response>
     }
     let encryption = part_encryption(app, req, &upload)?;
     let max = MAX_PART_SIZE.min(app.config.limits.max_object_size.0);
-    let stored = store_body(app, req, max, upload.checksum_algorithm, &encryption).await?;
+    let stored = store_body(
+        app,
+        req,
+        max,
+        upload.checksum_algorithm,
+        &encryption,
+        &upload.meta.storage_class,
+    )
+    .await?;
     commit_part(app, &upload, number, &stored).await?;
     let mut response = empty_response(StatusCode::OK);
     insert(&mut response, "etag", &stored.etag);
@@ -277,7 +285,14 @@ pub async fn upload_part_copy(app: &App, req: &mut S3Request) -> S3Result<S3Resp
     let opened = open_object(app, &source.object, source.customer.as_ref())?;
     let stream = extents_stream(app.replicas.clone(), pins.inline(), opened, start, length);
     let (stream, slot) = digest_only(stream, upload.checksum_algorithm);
-    let stored = store_stream(app, count_received(app, stream), slot, &encryption).await?;
+    let stored = store_stream(
+        app,
+        count_received(app, stream),
+        slot,
+        &encryption,
+        &upload.meta.storage_class,
+    )
+    .await?;
     commit_part(app, &upload, number, &stored).await?;
     let mut w = XmlWriter::root("CopyPartResult");
     w.element("LastModified", &xml::timestamp(now_ms()));

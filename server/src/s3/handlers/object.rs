@@ -63,9 +63,10 @@ pub async fn store_body(
     max_len: u64,
     default_checksum: Option<ChecksumAlgorithm>,
     encryption: &WriteEncryption,
+    class: &str,
 ) -> S3Result<StoredBody> {
     let (stream, slot) = verified_body(req, max_len, default_checksum)?;
-    store_stream(app, count_received(app, stream), slot, encryption).await
+    store_stream(app, count_received(app, stream), slot, encryption, class).await
 }
 
 pub fn count_received(app: &App, stream: BodyStream) -> BodyStream {
@@ -152,6 +153,7 @@ pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         app.config.limits.max_object_size.0,
         Some(ChecksumAlgorithm::Crc64Nvme),
         &encryption,
+        &meta.storage_class,
     )
     .await?;
     meta.checksum = full_object_checksum(&stored.digest);
