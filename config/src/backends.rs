@@ -287,9 +287,6 @@ impl BackendSpec {
                 if c.container.is_empty() {
                     return missing("container", "is required");
                 }
-                if c.account.is_none() && c.connection_string.is_none() {
-                    return missing("account", "is required (or give a connection_string)");
-                }
                 check_part_size(c.part_size)?;
                 check_endpoint(c.endpoint.as_deref())
             }

@@ -444,8 +444,8 @@ mod tests {
                 "storage.classes.FROZEN",
             ),
             (
-                "storage:\n  backends: {a: {type: azure, container: c}}\n",
-                "storage.backends.a.account",
+                "storage:\n  backends: {a: {type: azure, container: ''}}\n",
+                "storage.backends.a.container",
             ),
         ] {
             let file = write(&dir, "c.yaml", text);

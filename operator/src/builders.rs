@@ -8,11 +8,11 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
-    EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
-    VolumeResourceRequirements, WeightedPodAffinityTerm,
+    EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret,
+    SecretEnvSource, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -334,6 +334,21 @@ fn key_to_path(key: &str, path: &str) -> KeyToPath {
     }
 }
 
+/// The Secret of the cloud backend's credentials: its keys become the
+/// server's environment (`AWS_ACCESS_KEY_ID`, `AZURE_STORAGE_ACCOUNT_KEY`,
+/// `GOOGLE_SERVICE_ACCOUNT_KEY`, …), which the cloud clients read. None:
+/// workload identity through the pod's ServiceAccount.
+fn cloud_credentials(spec: &crate::crd::BleepStoreClusterSpec) -> Option<&str> {
+    let s = &spec.storage;
+    let secret = match s.backend {
+        BackendKind::Aws => s.aws.as_ref().and_then(|a| a.credentials_secret.as_ref()),
+        BackendKind::Azure => s.azure.as_ref().and_then(|a| a.credentials_secret.as_ref()),
+        BackendKind::Gcs => s.gcs.as_ref().and_then(|a| a.credentials_secret.as_ref()),
+        BackendKind::Local | BackendKind::Memory => None,
+    };
+    secret.map(|r| r.name.as_str())
+}
+
 /// The server container, as the operator runs it (also what the podman test
 /// reproduces).
 pub fn server_container(bsc: &BleepStoreCluster) -> Container {
@@ -395,6 +410,15 @@ pub fn server_container(bsc: &BleepStoreCluster) -> Container {
             paths.config_file().display().to_string(),
         ]),
         env: Some(env),
+        env_from: cloud_credentials(spec).map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: name.to_string(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }]
+        }),
         ports: Some(vec![
             ContainerPort {
                 name: Some("s3".into()),
@@ -517,8 +541,8 @@ pub fn pod_template(bsc: &BleepStoreCluster, rendered: &RenderedConfig) -> PodTe
             Some(items),
         ));
     }
-    if spec.storage.backend != BackendKind::Local {
-        // Metadata and temp files still need a writable directory.
+    if spec.storage.backend == BackendKind::Memory {
+        // Temp files still need a writable directory.
         volumes.push(Volume {
             name: "data".into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -535,6 +559,9 @@ pub fn pod_template(bsc: &BleepStoreCluster, rendered: &RenderedConfig) -> PodTe
         spec: Some(PodSpec {
             containers: vec![server_container(bsc)],
             volumes: Some(volumes),
+            service_account_name: spec.pod.service_account_name.clone(),
+            // The workload-identity webhooks project their own token volume;
+            // the server never calls the Kubernetes API.
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             termination_grace_period_seconds: Some(45),
@@ -600,7 +627,9 @@ pub fn statefulset(
     metadata.annotations = Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.into(), hash)]));
 
     let local = spec.storage.local.clone().unwrap_or_default();
-    let claims = (spec.storage.backend == BackendKind::Local).then(|| {
+    // Every backend but memory keeps the metadata and the Raft log on the
+    // pod's volume: with a cloud backend they are the only index of the bucket.
+    let claims = (spec.storage.backend != BackendKind::Memory).then(|| {
         vec![PersistentVolumeClaim {
             metadata: ObjectMeta {
                 name: Some("data".into()),
@@ -853,4 +882,69 @@ pub fn member_address(bsc: &BleepStoreCluster, ordinal: i32) -> String {
         bsc.spec.cluster_domain,
         render::OPS_PORT
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> BleepStoreCluster {
+        let path = format!(
+            "{}/../manifests/examples/{name}.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).expect("example");
+        let mut bsc: BleepStoreCluster = serde_yaml_ng::from_str(&text).expect("parse");
+        bsc.metadata.namespace = Some("ns".into());
+        bsc.metadata.uid = Some("uid".into());
+        bsc
+    }
+
+    #[test]
+    fn cloud_backends_render_their_config_credentials_and_a_metadata_volume() {
+        for (name, kind, secret) in [
+            ("cloud-aws", bleepstore_config::Backend::Aws, "store-aws"),
+            (
+                "cloud-azure",
+                bleepstore_config::Backend::Azure,
+                "store-azure",
+            ),
+            ("cloud-gcs", bleepstore_config::Backend::Gcs, "store-gcs"),
+        ] {
+            let bsc = example(name);
+            let rendered = rendered_config(&bsc).expect("renders");
+            let storage = &rendered.config.storage;
+            assert_eq!(storage.backend, kind, "{name}");
+            let bucket = match kind {
+                bleepstore_config::Backend::Aws => storage.aws.as_ref().map(|c| c.bucket.clone()),
+                bleepstore_config::Backend::Azure => {
+                    storage.azure.as_ref().map(|c| c.container.clone())
+                }
+                _ => storage.gcs.as_ref().map(|c| c.bucket.clone()),
+            };
+            assert!(bucket.is_some_and(|b| !b.is_empty()), "{name}");
+            let container = server_container(&bsc);
+            let from = container.env_from.expect("credentials from the Secret");
+            assert_eq!(
+                from[0].secret_ref.as_ref().map(|s| s.name.as_str()),
+                Some(secret)
+            );
+            let set = statefulset(&bsc, &rendered, 3, 0);
+            let claims = set.spec.volume_claim_templates;
+            assert!(claims.is_some(), "{name}: metadata needs a volume");
+        }
+    }
+
+    #[test]
+    fn without_a_credentials_secret_the_pods_use_their_service_account() {
+        let mut bsc = example("cloud-gcs");
+        if let Some(gcs) = bsc.spec.storage.gcs.as_mut() {
+            gcs.credentials_secret = None;
+        }
+        bsc.spec.pod.service_account_name = Some("bleepstore-gcs".into());
+        let rendered = rendered_config(&bsc).expect("renders");
+        assert!(server_container(&bsc).env_from.is_none());
+        let pod = pod_template(&bsc, &rendered).spec.expect("pod spec");
+        assert_eq!(pod.service_account_name.as_deref(), Some("bleepstore-gcs"));
+    }
 }

@@ -209,7 +209,7 @@ impl BackendKind {
 /// backend may be present (`local` is optional and has defaults).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[x_kube(
-    validation = Rule::new("self.backend == 'local' || !has(self.local)").message("storage.local is only allowed with backend local"),
+    validation = Rule::new("self.backend != 'memory' || !has(self.local)").message("storage.local (the pod volume) is not used with backend memory"),
     validation = Rule::new("(self.backend == 'aws') == has(self.aws)").message("storage.aws must be set exactly when backend is aws"),
     validation = Rule::new("(self.backend == 'azure') == has(self.azure)").message("storage.azure must be set exactly when backend is azure"),
     validation = Rule::new("(self.backend == 'gcs') == has(self.gcs)").message("storage.gcs must be set exactly when backend is gcs"),
@@ -233,7 +233,8 @@ pub struct StorageSpec {
     pub gcs: Option<GcsStorage>,
 }
 
-/// A PersistentVolumeClaim per pod holds blobs and metadata. Size and
+/// A PersistentVolumeClaim per pod holds the metadata and the Raft log, and
+/// with backend local the blobs too (every backend but memory). Size and
 /// StorageClass are fixed at creation (the StatefulSet's volume claim
 /// templates are immutable).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -489,6 +490,11 @@ pub struct PodOverrides {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// ServiceAccount of the server pods: the identity a cloud backend uses
+    /// without a credentials Secret (IRSA / EKS Pod Identity, GKE or Azure
+    /// workload identity). The namespace's `default` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bleepstore_config as bc;
 
-use crate::crd::{BackendKind, BleepStoreClusterSpec, LogFormat, SecretDelivery};
+use crate::crd::{BackendKind, BleepStoreClusterSpec, LogFormat, SecretDelivery, StorageSpec};
 
 /// Container port of the S3 API.
 pub const S3_PORT: u16 = 9000;
@@ -64,12 +64,62 @@ impl Paths {
 /// Why a spec cannot be rendered into a config the server accepts.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RenderError {
-    #[error(
-        "storage backend {0:?} is not supported by this server version (supported: local, memory)"
-    )]
-    BackendUnsupported(String),
     #[error("invalid spec: {0}")]
     Invalid(String),
+}
+
+/// The blob backend and its settings. Cloud credentials are not in the
+/// config: the pod gets the credentials Secret's keys as environment
+/// variables (`AWS_ACCESS_KEY_ID`…, `AZURE_STORAGE_ACCOUNT_KEY` or
+/// `AZURE_STORAGE_SAS_TOKEN`, `GOOGLE_SERVICE_ACCOUNT_KEY`), which the
+/// server's clients read; without a Secret they use workload identity
+/// through the pod's ServiceAccount.
+fn render_storage(spec: &StorageSpec, storage: &mut bc::StorageConfig) -> Result<(), RenderError> {
+    let missing = |kind: &str| {
+        RenderError::Invalid(format!(
+            "storage.{kind} is required when storage.backend is {kind}"
+        ))
+    };
+    storage.backend = match spec.backend {
+        BackendKind::Local => bc::Backend::Local,
+        BackendKind::Memory => bc::Backend::Memory,
+        BackendKind::Aws => {
+            let aws = spec.aws.as_ref().ok_or_else(|| missing("aws"))?;
+            storage.aws = Some(bc::AwsBackendConfig {
+                bucket: aws.bucket.clone(),
+                region: aws.region.clone(),
+                endpoint: aws.endpoint.clone(),
+                prefix: aws.prefix.clone().unwrap_or_default(),
+                // S3-compatible stores behind an endpoint rarely have
+                // virtual-hosted bucket names.
+                force_path_style: aws.endpoint.is_some(),
+                ..Default::default()
+            });
+            bc::Backend::Aws
+        }
+        BackendKind::Azure => {
+            let azure = spec.azure.as_ref().ok_or_else(|| missing("azure"))?;
+            storage.azure = Some(bc::AzureBackendConfig {
+                container: azure.container.clone(),
+                account: azure.account.clone(),
+                endpoint: azure.endpoint.clone(),
+                prefix: azure.prefix.clone().unwrap_or_default(),
+                ..Default::default()
+            });
+            bc::Backend::Azure
+        }
+        BackendKind::Gcs => {
+            let gcs = spec.gcs.as_ref().ok_or_else(|| missing("gcs"))?;
+            storage.gcs = Some(bc::GcsBackendConfig {
+                bucket: gcs.bucket.clone(),
+                endpoint: gcs.endpoint.clone(),
+                prefix: gcs.prefix.clone().unwrap_or_default(),
+                ..Default::default()
+            });
+            bc::Backend::Gcs
+        }
+    };
+    Ok(())
 }
 
 /// Names the rendered config refers to.
@@ -98,11 +148,7 @@ pub fn server_config(
         });
     }
 
-    config.storage.backend = match spec.storage.backend {
-        BackendKind::Local => bc::Backend::Local,
-        BackendKind::Memory => bc::Backend::Memory,
-        other => return Err(RenderError::BackendUnsupported(other.as_str().into())),
-    };
+    render_storage(&spec.storage, &mut config.storage)?;
     config.storage.data_dir = paths.data_dir.clone();
 
     if spec.credentials.delivery == SecretDelivery::File {

@@ -397,12 +397,12 @@ mod tests {
     #[test]
     fn problems_degrade_and_unready() {
         let mut o = observed();
-        o.problem = Some(Problem::new("BackendUnsupported", "aws is not supported"));
+        o.problem = Some(Problem::new("InvalidSpec", "replicas must be at least 1"));
         let s = compute(None, &o, &at(10));
         assert_eq!(get(&s, DEGRADED).status, "True");
-        assert_eq!(get(&s, DEGRADED).reason, "BackendUnsupported");
+        assert_eq!(get(&s, DEGRADED).reason, "InvalidSpec");
         assert_eq!(get(&s, READY).status, "False");
-        assert_eq!(get(&s, READY).reason, "BackendUnsupported");
+        assert_eq!(get(&s, READY).reason, "InvalidSpec");
     }
 
     #[test]

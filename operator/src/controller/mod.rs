@@ -218,7 +218,6 @@ async fn reconcile_inner(bsc: &BleepStoreCluster, ctx: &Context) -> Result<Pass,
         Ok(rendered) => rendered,
         Err(err) => {
             let reason = match err {
-                RenderError::BackendUnsupported(_) => "BackendUnsupported",
                 RenderError::Invalid(_) => "InvalidSpec",
             };
             observed.problem = Some(Problem::in_spec(reason, err.to_string()));

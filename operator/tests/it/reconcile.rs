@@ -481,21 +481,23 @@ async fn api_errors_back_off_and_degrade() {
 }
 
 #[tokio::test]
-async fn cloud_backend_is_reported_unsupported() {
+async fn cloud_backend_gets_its_credentials_secret_and_a_metadata_volume() {
     let h = Harness::new(
-        json!({"storage": {"backend": "gcs", "gcs": {"bucket": "b"}}}),
+        json!({"storage": {"backend": "gcs", "gcs": {"bucket": "b", "credentialsSecret": {"name": "gcs-key"}}}}),
         1,
     );
-    let action = h.reconcile().await.unwrap();
-    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
-    assert!(h.api.get(STS_PATH).is_none());
-    assert!(h.config_maps().is_empty());
-    assert_eq!(h.condition("Degraded")["reason"], "BackendUnsupported");
-    assert_eq!(h.condition("Ready")["reason"], "BackendUnsupported");
-    assert_eq!(h.event_reasons(), vec!["BackendUnsupported".to_string()]);
-    // No event storm on the next pass.
     h.reconcile().await.unwrap();
-    assert_eq!(h.events().len(), 1);
+    let sts = h.api.get(STS_PATH).expect("a StatefulSet");
+    let container = &sts["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["envFrom"][0]["secretRef"]["name"], "gcs-key");
+    assert!(
+        sts["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "the metadata lives on a volume: {sts}"
+    );
+    assert_eq!(h.config_maps().len(), 1);
+    assert_ne!(h.condition("Degraded")["reason"], "InvalidSpec");
 }
 
 #[tokio::test]

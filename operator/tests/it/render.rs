@@ -4,7 +4,7 @@ use std::path::Path;
 
 use bleepstore_config::{Backend, LogFormat, Overrides};
 use bleepstore_operator::builders;
-use bleepstore_operator::render::{self, Paths, RenderError};
+use bleepstore_operator::render::{self, Paths};
 use serde_json::json;
 
 use crate::bsc;
@@ -175,7 +175,7 @@ fn encryption_keys_come_from_the_mounted_secret() {
 }
 
 #[test]
-fn cloud_backends_are_refused_until_the_server_has_them() {
+fn cloud_backends_render_a_config_the_server_loads() {
     for backend in ["aws", "azure", "gcs"] {
         let mut spec = json!({"storage": {"backend": backend}});
         let key = if backend == "azure" {
@@ -183,12 +183,25 @@ fn cloud_backends_are_refused_until_the_server_has_them() {
         } else {
             "bucket"
         };
-        spec["storage"][backend] = json!({ key: "x" });
-        let obj = bsc(spec);
-        let err =
-            render::server_config(&obj.spec, false, &builders::names(&obj), &Paths::default())
-                .unwrap_err();
-        assert_eq!(err, RenderError::BackendUnsupported(backend.into()));
+        spec["storage"][backend] =
+            json!({ key: "blobs", "prefix": "p/", "endpoint": "http://store.example:9000" });
+        let config = load(spec, &temp(&format!("cloud-{backend}")));
+        assert_eq!(config.storage.backend.as_str(), backend);
+        let main = config.storage.main_backend().expect("section rendered");
+        assert!(main.is_shared(), "{backend}");
+        match main {
+            bleepstore_config::BackendSpec::Aws(c) => {
+                assert_eq!((c.bucket.as_str(), c.prefix.as_str()), ("blobs", "p/"));
+                assert!(c.force_path_style, "an endpoint implies path-style");
+                assert!(
+                    c.access_key_id.is_none(),
+                    "credentials come from the environment"
+                );
+            }
+            bleepstore_config::BackendSpec::Azure(c) => assert_eq!(c.container, "blobs"),
+            bleepstore_config::BackendSpec::Gcs(c) => assert_eq!(c.bucket, "blobs"),
+            other => panic!("{other:?}"),
+        }
     }
 }
 

@@ -109,10 +109,11 @@ impl ObjectStoreBlobStore {
             sas = sas.or(parsed.sas);
             endpoint = endpoint.or(parsed.endpoint);
         }
-        let account = account
-            .ok_or_else(|| BuildError("no account (nor one in the connection string)".into()))?;
+        // Without one here, AZURE_STORAGE_ACCOUNT_NAME (read above) names it.
+        if let Some(account) = account {
+            builder = builder.with_account(account);
+        }
         builder = builder
-            .with_account(account)
             .with_client_options(client_options(endpoint.as_deref()))
             .with_retry(retry(c.max_attempts));
         if let Some(key) = key {
