@@ -126,6 +126,42 @@ impl Default for AwsBackendConfig {
     }
 }
 
+/// The secrets given among `fields`, named by their field.
+fn given<'a, const N: usize>(
+    fields: [(&'static str, &'a mut Option<SecretSource>); N],
+) -> Vec<(&'static str, &'a mut SecretSource)> {
+    fields
+        .into_iter()
+        .filter_map(|(name, secret)| secret.as_mut().map(|s| (name, s)))
+        .collect()
+}
+
+impl AwsBackendConfig {
+    pub fn secrets_mut(&mut self) -> Vec<(&'static str, &mut SecretSource)> {
+        given([
+            ("access_key_id", &mut self.access_key_id),
+            ("secret_access_key", &mut self.secret_access_key),
+            ("session_token", &mut self.session_token),
+        ])
+    }
+}
+
+impl AzureBackendConfig {
+    pub fn secrets_mut(&mut self) -> Vec<(&'static str, &mut SecretSource)> {
+        given([
+            ("access_key", &mut self.access_key),
+            ("sas_token", &mut self.sas_token),
+            ("connection_string", &mut self.connection_string),
+        ])
+    }
+}
+
+impl GcsBackendConfig {
+    pub fn secrets_mut(&mut self) -> Vec<(&'static str, &mut SecretSource)> {
+        given([("service_account", &mut self.service_account)])
+    }
+}
+
 /// Blobs in an Azure Blob Storage container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -232,38 +268,12 @@ impl BackendSpec {
 
     /// Every secret the spec holds, named by its field, for loading.
     pub fn secrets_mut(&mut self) -> Vec<(&'static str, &mut SecretSource)> {
-        let mut out = Vec::new();
         match self {
-            BackendSpec::Aws(c) => {
-                for (name, s) in [
-                    ("access_key_id", &mut c.access_key_id),
-                    ("secret_access_key", &mut c.secret_access_key),
-                    ("session_token", &mut c.session_token),
-                ] {
-                    if let Some(s) = s {
-                        out.push((name, s));
-                    }
-                }
-            }
-            BackendSpec::Azure(c) => {
-                for (name, s) in [
-                    ("access_key", &mut c.access_key),
-                    ("sas_token", &mut c.sas_token),
-                    ("connection_string", &mut c.connection_string),
-                ] {
-                    if let Some(s) = s {
-                        out.push((name, s));
-                    }
-                }
-            }
-            BackendSpec::Gcs(c) => {
-                if let Some(s) = &mut c.service_account {
-                    out.push(("service_account", s));
-                }
-            }
-            BackendSpec::Local(_) | BackendSpec::Memory | BackendSpec::Sqlite(_) => {}
+            BackendSpec::Aws(c) => c.secrets_mut(),
+            BackendSpec::Azure(c) => c.secrets_mut(),
+            BackendSpec::Gcs(c) => c.secrets_mut(),
+            BackendSpec::Local(_) | BackendSpec::Memory | BackendSpec::Sqlite(_) => Vec::new(),
         }
-        out
     }
 
     /// What the type cannot say; `field` prefixes every message.

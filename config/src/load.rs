@@ -198,27 +198,13 @@ fn resolve_secret_files(config: &mut Config, env: &[(String, String)]) -> Result
     }
     resolve_backend_secrets(&mut config.storage, env)?;
     for (i, key) in config.encryption.keys.iter_mut().enumerate() {
-        let sources = [key.value.is_some(), key.file.is_some(), key.env.is_some()];
-        if sources.iter().filter(|s| **s).count() > 1 {
-            return Err(ConfigError::Invalid {
-                field: format!("encryption.keys[{i}]"),
-                message: "give exactly one of value, file or env".into(),
-            });
-        }
-        if let Some(path) = &key.file {
-            key.value = Some(read_secret(&format!("encryption.keys[{i}].file"), path)?);
-        }
-        if let Some(name) = &key.env {
-            let value = env
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| ConfigError::Invalid {
-                    field: format!("encryption.keys[{i}].env"),
-                    message: format!("environment variable {name} is not set"),
-                })?;
-            key.value = Some(Secret::new(value));
-        }
+        resolve_one(
+            &format!("encryption.keys[{i}]"),
+            &mut key.value,
+            key.file.as_deref(),
+            key.env.as_deref(),
+            env,
+        )?;
     }
     Ok(())
 }
@@ -228,61 +214,61 @@ fn resolve_backend_secrets(
     storage: &mut crate::StorageConfig,
     env: &[(String, String)],
 ) -> Result<(), ConfigError> {
-    let mut specs: Vec<(String, crate::BackendSpec)> = Vec::new();
-    if let Some(c) = storage.aws.take() {
-        specs.push(("storage.aws".into(), crate::BackendSpec::Aws(c)));
+    let mut sections: Vec<(String, Vec<(&'static str, &mut crate::SecretSource)>)> = Vec::new();
+    if let Some(c) = &mut storage.aws {
+        sections.push(("storage.aws".into(), c.secrets_mut()));
     }
-    if let Some(c) = storage.azure.take() {
-        specs.push(("storage.azure".into(), crate::BackendSpec::Azure(c)));
+    if let Some(c) = &mut storage.azure {
+        sections.push(("storage.azure".into(), c.secrets_mut()));
     }
-    if let Some(c) = storage.gcs.take() {
-        specs.push(("storage.gcs".into(), crate::BackendSpec::Gcs(c)));
+    if let Some(c) = &mut storage.gcs {
+        sections.push(("storage.gcs".into(), c.secrets_mut()));
     }
-    let mut result = Ok(());
-    for (prefix, spec) in specs.iter_mut().map(|(p, s)| (p.clone(), s)).chain(
-        storage
-            .backends
-            .iter_mut()
-            .map(|(name, s)| (format!("storage.backends.{name}"), s)),
-    ) {
-        for (name, secret) in spec.secrets_mut() {
-            if let Err(e) = resolve_source(&format!("{prefix}.{name}"), secret, env) {
-                result = Err(e);
+    for (name, spec) in &mut storage.backends {
+        sections.push((format!("storage.backends.{name}"), spec.secrets_mut()));
+    }
+    for (prefix, secrets) in sections {
+        for (name, secret) in secrets {
+            let field = format!("{prefix}.{name}");
+            if secret.value.is_none() && secret.file.is_none() && secret.env.is_none() {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: "give exactly one of value, file or env".into(),
+                });
             }
+            resolve_one(
+                &field,
+                &mut secret.value,
+                secret.file.as_deref(),
+                secret.env.as_deref(),
+                env,
+            )?;
         }
     }
-    for (_, spec) in specs {
-        match spec {
-            crate::BackendSpec::Aws(c) => storage.aws = Some(c),
-            crate::BackendSpec::Azure(c) => storage.azure = Some(c),
-            crate::BackendSpec::Gcs(c) => storage.gcs = Some(c),
-            _ => {}
-        }
-    }
-    result
+    Ok(())
 }
 
-fn resolve_source(
+/// Fills `value` from the file or environment variable named; more than one
+/// source for the same secret is an error.
+fn resolve_one(
     field: &str,
-    secret: &mut crate::SecretSource,
+    value: &mut Option<Secret>,
+    file: Option<&Path>,
+    env_name: Option<&str>,
     env: &[(String, String)],
 ) -> Result<(), ConfigError> {
-    let given = [
-        secret.value.is_some(),
-        secret.file.is_some(),
-        secret.env.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() != 1 {
+    let sources = [value.is_some(), file.is_some(), env_name.is_some()];
+    if sources.iter().filter(|s| **s).count() > 1 {
         return Err(ConfigError::Invalid {
             field: field.to_string(),
             message: "give exactly one of value, file or env".into(),
         });
     }
-    if let Some(path) = &secret.file {
-        secret.value = Some(read_secret(&format!("{field}.file"), path)?);
+    if let Some(path) = file {
+        *value = Some(read_secret(&format!("{field}.file"), path)?);
     }
-    if let Some(name) = &secret.env {
-        let value = env
+    if let Some(name) = env_name {
+        let found = env
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
@@ -290,7 +276,7 @@ fn resolve_source(
                 field: format!("{field}.env"),
                 message: format!("environment variable {name} is not set"),
             })?;
-        secret.value = Some(Secret::new(value));
+        *value = Some(Secret::new(found));
     }
     Ok(())
 }

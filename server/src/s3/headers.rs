@@ -6,26 +6,13 @@ use crate::auth::Credentials;
 use crate::meta::model::ObjectMeta;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::request::S3Request;
+use bleepstore_config::STORAGE_CLASSES;
 use http::HeaderMap;
 use http::header::HeaderValue;
 use std::collections::BTreeMap;
 
 /// S3's limit on the total size of user metadata.
 const MAX_USER_METADATA: usize = 2048;
-
-pub const STORAGE_CLASSES: &[&str] = &[
-    "STANDARD",
-    "REDUCED_REDUNDANCY",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "DEEP_ARCHIVE",
-    "OUTPOSTS",
-    "GLACIER_IR",
-    "SNOW",
-    "EXPRESS_ONEZONE",
-];
 
 /// Content headers, user metadata and storage class from a write request.
 /// The owner, ACL and checksum are filled in by the caller.

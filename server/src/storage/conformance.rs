@@ -9,6 +9,15 @@ fn body(chunks: Vec<&'static [u8]>) -> BodyStream {
     futures::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))).boxed()
 }
 
+/// `data` as a body arriving in 100 KB pieces.
+fn in_pieces(data: &[u8]) -> BodyStream {
+    let pieces: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(100_000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(pieces).boxed()
+}
+
 fn failing_body() -> BodyStream {
     futures::stream::iter(vec![
         Ok(Bytes::from_static(b"partial data")),
@@ -74,14 +83,7 @@ async fn ranges(store: &dyn BlobStore) {
 async fn large_blob(store: &dyn BlobStore) {
     let id = BlobId::random();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let chunks: Vec<Result<Bytes, std::io::Error>> = data
-        .chunks(100_000)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    let n = store
-        .put(&id, futures::stream::iter(chunks).boxed())
-        .await
-        .expect("put large");
+    let n = store.put(&id, in_pieces(&data)).await.expect("put large");
     assert_eq!(n, data.len() as u64);
     assert_eq!(read(store, &id, 0, n).await, data);
     assert_eq!(
@@ -153,14 +155,7 @@ pub async fn large_upload(store: &dyn BlobStore, size: usize, boundary: usize) {
     let data: Vec<u8> = (0..size as u32)
         .map(|i| (i.wrapping_mul(7) % 251) as u8)
         .collect();
-    let chunks: Vec<Result<Bytes, std::io::Error>> = data
-        .chunks(100_000)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    let n = store
-        .put(&id, futures::stream::iter(chunks).boxed())
-        .await
-        .expect("put large");
+    let n = store.put(&id, in_pieces(&data)).await.expect("put large");
     assert_eq!(n, size as u64);
     assert!(read(store, &id, 0, n).await == data, "whole read differs");
     let from = boundary - 1000;

@@ -1,7 +1,7 @@
 //! Blobs as files: `blobs/<aa>/<bb>/<id>`, written under `tmp/` first, then
 //! fsynced and renamed, so a blob is either whole or absent after a crash.
 
-use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError};
+use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError, blocking};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -101,10 +101,10 @@ impl BlobStore for LocalBlobStore {
     fn list(&self) -> BoxStream<'_, Result<BlobInfo, StorageError>> {
         // One first-level directory (1/256 of the blobs) in memory at a time.
         let root = self.blobs.clone();
-        futures::stream::once(blocking(move || subdirs(&root)))
+        futures::stream::once(blocking(move || Ok(subdirs(&root)?)))
             .map_ok(|dirs| futures::stream::iter(dirs.into_iter().map(Ok)))
             .try_flatten()
-            .and_then(|dir| blocking(move || blobs_under(&dir)))
+            .and_then(|dir| blocking(move || Ok(blobs_under(&dir)?)))
             .map_ok(|found| futures::stream::iter(found.into_iter().map(Ok)))
             .try_flatten()
             .boxed()
@@ -126,14 +126,6 @@ impl BlobStore for LocalBlobStore {
     fn name(&self) -> &'static str {
         "local"
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<T, StorageError> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(std::io::Error::other)??)
 }
 
 fn subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {

@@ -141,6 +141,15 @@ pub enum StorageError {
     Upstream { backend: String, reason: String },
 }
 
+/// Runs blocking file or database work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
+}
+
 /// A stored blob as the orphan sweep sees it.
 #[derive(Debug, Clone)]
 pub struct BlobInfo {

@@ -8,7 +8,7 @@
 //! too. Chunks without a `blobs` row are leftovers of an interrupted put:
 //! `recover` removes them. No whole blob is ever held in memory.
 
-use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError};
+use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError, blocking};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
@@ -41,14 +41,6 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 
 fn io(e: rusqlite::Error) -> StorageError {
     StorageError::Io(std::io::Error::other(e))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
 }
 
 fn now_ms() -> i64 {

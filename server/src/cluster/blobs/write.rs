@@ -71,25 +71,17 @@ impl Replicas {
         crc32c: impl Fn() -> Option<u32>,
     ) -> Result<Written, StorageError> {
         let me = self.node_id();
-        if self.local.is_shared_for(blob) {
-            // Every node reads a shared backend itself: no holders to record.
-            let len = self.local.put(blob, stream).await?;
-            return Ok(Written {
-                len,
-                holders: Vec::new(),
-            });
-        }
-        let targets = if self.replicated {
+        let shared = self.local.is_shared_for(blob);
+        let targets = if self.replicated && !shared {
             targets(blob, &self.data_members().await, self.settings.factor)
         } else {
             vec![me]
         };
         if targets == [me] {
             let len = self.local.put(blob, stream).await?;
-            return Ok(Written {
-                len,
-                holders: targets,
-            });
+            // Every node reads a shared backend itself: no holders to record.
+            let holders = if shared { Vec::new() } else { targets };
+            return Ok(Written { len, holders });
         }
         let quorum = write_quorum(targets.len());
         let mut copies: Vec<Target> = targets

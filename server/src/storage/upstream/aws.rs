@@ -330,8 +330,16 @@ async fn joined(
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
 }
 
+/// The HTTP status the upstream answered with, if it answered.
+fn status<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
+    match e {
+        SdkError::ServiceError(ctx) => Some(ctx.raw().status().as_u16()),
+        _ => None,
+    }
+}
+
 fn is_not_found<E>(e: &SdkError<E, HttpResponse>) -> bool {
-    matches!(e, SdkError::ServiceError(ctx) if ctx.raw().status().as_u16() == 404)
+    status(e) == Some(404)
 }
 
 #[async_trait]
@@ -423,12 +431,8 @@ impl BlobStore for AwsBlobStore {
         match self.client.head_bucket().bucket(&self.bucket).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let status = match &e {
-                    SdkError::ServiceError(ctx) => Some(ctx.raw().status().as_u16()),
-                    _ => None,
-                };
                 let backend = self.name.clone();
-                match status {
+                match status(&e) {
                     Some(404) => Err(StorageError::Upstream {
                         backend,
                         reason: format!("bucket {:?} does not exist", self.bucket),
