@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit and integration tests,
 # the black-box S3 client suite against the release binary (its core also on
-# the sqlite, aws and azure backends, against moto and Azurite), the storage
+# the sqlite, aws, azure and gcs backends, against moto, Azurite and
+# fake-gcs-server), the storage
 # backend fault tests, the cluster suite
 # (Raft groups of real server processes), and the operator's
 # chart, manifest and image checks. Builds once (release) and reuses the
@@ -58,9 +59,10 @@ creds='"access_key_id":{"value":"testing"},"secret_access_key":{"value":"testing
 declare -A backend_storage=(
     [sqlite]='{"backend":"sqlite","inline_max":0}'
     [aws]="{\"backend\":\"aws\",\"inline_max\":0,\"aws\":{\"bucket\":\"$BLEEPSTORE_TEST_BUCKET\",\"endpoint\":\"$BLEEPSTORE_TEST_S3_ENDPOINT\",\"region\":\"us-east-1\",\"force_path_style\":true,\"prefix\":\"blackbox/\",\"part_size\":\"5MiB\",$creds}}"
+    [gcs]="{\"backend\":\"gcs\",\"inline_max\":0,\"gcs\":{\"bucket\":\"$BLEEPSTORE_TEST_BUCKET\",\"endpoint\":\"$BLEEPSTORE_TEST_GCS_ENDPOINT\",\"prefix\":\"blackbox/\",\"part_size\":\"5MiB\"}}"
     [azure]="{\"backend\":\"azure\",\"inline_max\":0,\"azure\":{\"container\":\"$BLEEPSTORE_TEST_BUCKET\",\"endpoint\":\"$BLEEPSTORE_TEST_AZURE_ENDPOINT\",\"account\":\"$BLEEPSTORE_TEST_AZURE_ACCOUNT\",\"prefix\":\"blackbox/\",\"part_size\":\"5MiB\",\"access_key\":{\"value\":\"$BLEEPSTORE_TEST_AZURE_KEY\"}}}"
 )
-for backend in sqlite aws azure; do
+for backend in sqlite aws azure gcs; do
     echo "--- $backend"
     BLEEPSTORE_BLACKBOX_STORAGE=${backend_storage[$backend]} BLEEPSTORE_BIN=$BIN_DIR/bleepstore \
         bash tests/blackbox/run.sh -q "${core[@]}"

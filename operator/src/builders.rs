@@ -338,7 +338,7 @@ fn key_to_path(key: &str, path: &str) -> KeyToPath {
 /// server's environment (`AWS_ACCESS_KEY_ID`, `AZURE_STORAGE_ACCOUNT_KEY`,
 /// `GOOGLE_SERVICE_ACCOUNT_KEY`, …), which the cloud clients read. None:
 /// workload identity through the pod's ServiceAccount.
-fn cloud_credentials(spec: &crate::crd::BleepStoreClusterSpec) -> Option<&str> {
+pub fn cloud_credentials(spec: &crate::crd::BleepStoreClusterSpec) -> Option<&str> {
     let s = &spec.storage;
     let secret = match s.backend {
         BackendKind::Aws => s.aws.as_ref().and_then(|a| a.credentials_secret.as_ref()),
@@ -347,6 +347,19 @@ fn cloud_credentials(spec: &crate::crd::BleepStoreClusterSpec) -> Option<&str> {
         BackendKind::Local | BackendKind::Memory => None,
     };
     secret.map(|r| r.name.as_str())
+}
+
+/// What the environment names of the cloud backend's credentials start with
+/// (`AWS_ACCESS_KEY_ID`, `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_CLIENT_SECRET`,
+/// `GOOGLE_SERVICE_ACCOUNT_KEY`, …): a credentials Secret without one such
+/// key gives the cloud client nothing to use.
+pub fn cloud_credential_prefix(spec: &crate::crd::BleepStoreClusterSpec) -> Option<&'static str> {
+    match spec.storage.backend {
+        BackendKind::Aws => Some("AWS_"),
+        BackendKind::Azure => Some("AZURE_"),
+        BackendKind::Gcs => Some("GOOGLE_"),
+        BackendKind::Local | BackendKind::Memory => None,
+    }
 }
 
 /// The server container, as the operator runs it (also what the podman test

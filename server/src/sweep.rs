@@ -26,11 +26,27 @@ pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usiz
     let mut listing = app.blobs.list();
     let mut page: Vec<BlobId> = Vec::with_capacity(SWEEP_PAGE);
     let mut removed = 0;
+    // Other nodes write to a shared backend too: a blob older than this
+    // process may be another node's write still in flight, so there only
+    // the grace period makes a blob an orphan.
+    let grace = Duration::from_secs(app.config.storage.orphan_grace_secs);
+    let shared_cutoff = cutoff.min(
+        SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(std::time::UNIX_EPOCH),
+    );
+    let cutoff_for = |id: &BlobId| {
+        if app.blobs.is_shared_for(id) {
+            shared_cutoff
+        } else {
+            cutoff
+        }
+    };
     loop {
         let next = listing.next().await.transpose()?;
         let ended = next.is_none();
         if let Some(blob) = next
-            && blob.created < cutoff
+            && blob.created < cutoff_for(&blob.id)
             && !app.pins.is_pinned(&blob.id)
         {
             page.push(blob.id);
@@ -96,16 +112,18 @@ pub async fn expire_uploads(app: &App) -> anyhow::Result<usize> {
     Ok(outcome.count)
 }
 
-/// Runs the start-up sweep (everything older than this process is fair game,
-/// as no write of an earlier run can still be in flight), then one sweep per
+/// Runs the start-up sweep (on this node's own disks everything older than
+/// this process is fair game, as no write of an earlier run can still be in
+/// flight; on a shared backend only the grace period counts), then one sweep per
 /// interval for blobs older than the grace period.
 pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if let Err(e) = expire_uploads(&app).await {
             tracing::warn!(error = %e, "start-up multipart expiry failed");
         }
-        if let Err(e) = sweep_orphans(&app, app.started).await {
-            tracing::warn!(error = %e, "start-up orphan sweep failed");
+        match sweep_orphans(&app, app.started).await {
+            Ok(removed) => tracing::info!(removed, "start-up orphan sweep done"),
+            Err(e) => tracing::warn!(error = %e, "start-up orphan sweep failed"),
         }
         let interval = Duration::from_secs(app.config.storage.sweep_interval_secs.max(1));
         let grace = Duration::from_secs(app.config.storage.orphan_grace_secs);
@@ -114,7 +132,9 @@ pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
             if let Err(e) = expire_uploads(&app).await {
                 tracing::warn!(error = %e, "multipart expiry failed");
             }
-            let cutoff = SystemTime::now() - grace;
+            let cutoff = SystemTime::now()
+                .checked_sub(grace)
+                .unwrap_or(std::time::UNIX_EPOCH);
             if let Err(e) = sweep_orphans(&app, cutoff).await {
                 tracing::warn!(error = %e, "orphan sweep failed");
             }

@@ -292,3 +292,23 @@ def test_storage_classes_pick_backends_and_a_copy_moves_the_bytes(servers, moto)
     with pytest.raises(ClientError) as bad:
         s3.put_object(Bucket="bkt", Key="x", Body=b"x", StorageClass="FROZEN")
     assert code(bad.value) == (400, "InvalidStorageClass")
+
+
+def test_a_start_up_sweep_spares_blobs_other_nodes_wrote_to_a_shared_backend(servers, moto):
+    # Two servers on one upstream prefix, as the nodes of a cluster are: a
+    # blob the second has never heard of (here: the first's; in a cluster: a
+    # write still in flight elsewhere) is older than the second's process but
+    # younger than the grace period, so its start-up sweep must leave it.
+    prefix = f"shared-{uuid.uuid4().hex[:8]}/"
+    first = servers({"backend": "aws", "aws": aws_section(moto.endpoint, prefix)})
+    s3 = first.client()
+    s3.create_bucket(Bucket="bkt")
+    s3.put_object(Bucket="bkt", Key="k", Body=b"v" * 5000)
+    assert len(moto.list_keys(prefix=prefix)) == 1
+    second = servers({"backend": "aws", "aws": aws_section(moto.endpoint, prefix)})
+    deadline = time.monotonic() + 20
+    while "start-up orphan sweep done" not in second.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "start-up orphan sweep done" in second.log.read_text(), second.log.read_text()[-2000:]
+    assert len(moto.list_keys(prefix=prefix)) == 1
+    assert s3.get_object(Bucket="bkt", Key="k")["Body"].read() == b"v" * 5000

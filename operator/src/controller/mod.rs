@@ -296,6 +296,9 @@ async fn reconcile_inner(bsc: &BleepStoreCluster, ctx: &Context) -> Result<Pass,
             )
         });
     }
+    if let Some(problem) = check_cloud_credentials(&secrets.api, spec).await? {
+        secrets.problem.get_or_insert(problem);
+    }
     observed.generated_secrets = secrets.known.clone();
     observed.secrets_regenerated = regenerate;
     observed.problem = secrets.problem.take();
@@ -533,4 +536,47 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>) {
             }
         })
         .await;
+}
+
+/// The cloud backend's credentials Secret must exist and hold at least one
+/// key the cloud client reads: otherwise every pod would fail its start-up,
+/// and the reason would only be in their logs.
+async fn check_cloud_credentials(
+    api: &Api<Secret>,
+    spec: &crate::crd::BleepStoreClusterSpec,
+) -> Result<Option<Problem>, Error> {
+    let (Some(name), Some(prefix)) = (
+        builders::cloud_credentials(spec),
+        builders::cloud_credential_prefix(spec),
+    ) else {
+        return Ok(None);
+    };
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(Error::kube("reading the backend credentials Secret"))?;
+    let Some(secret) = secret else {
+        return Ok(Some(Problem::new(
+            "BackendCredentialsMissing",
+            format!(
+                "Secret {name} named in spec.storage.{}.credentialsSecret does not exist",
+                spec.storage.backend.as_str()
+            ),
+        )));
+    };
+    let keys = secret
+        .data
+        .iter()
+        .flat_map(|d| d.keys())
+        .chain(secret.string_data.iter().flat_map(|d| d.keys()));
+    let usable = keys.into_iter().any(|k| k.starts_with(prefix));
+    Ok((!usable).then(|| {
+        Problem::new(
+            "BackendCredentialsInvalid",
+            format!(
+                "Secret {name} holds no {prefix}* key for the {} backend (see docs/operator.md, Cloud backends)",
+                spec.storage.backend.as_str()
+            ),
+        )
+    }))
 }

@@ -105,7 +105,7 @@ impl GeneratedSecrets<'_> {
 }
 
 /// The BleepStoreClusters in `secret`'s namespace that use it (credentials,
-/// TLS, encryption keys, or a Secret the operator generated for them).
+/// cloud backend credentials, TLS, encryption keys, or a Secret the operator generated for them).
 pub fn clusters_using(
     secret: &Secret,
     clusters: &[Arc<BleepStoreCluster>],
@@ -119,6 +119,7 @@ pub fn clusters_using(
             let spec = &bsc.spec;
             builders::credentials_secret_name(bsc) == name
                 || builders::internal_secret_name(bsc) == name
+                || builders::cloud_credentials(spec) == Some(name.as_str())
                 || spec.tls.as_ref().is_some_and(|t| t.secret_name == name)
                 || spec
                     .encryption

@@ -486,6 +486,10 @@ async fn cloud_backend_gets_its_credentials_secret_and_a_metadata_volume() {
         json!({"storage": {"backend": "gcs", "gcs": {"bucket": "b", "credentialsSecret": {"name": "gcs-key"}}}}),
         1,
     );
+    h.api.put(
+        &format!("{NS_PATH}/secrets/gcs-key"),
+        json!({"metadata": {"name": "gcs-key"}, "data": {"GOOGLE_SERVICE_ACCOUNT_KEY": "e30="}}),
+    );
     h.reconcile().await.unwrap();
     let sts = h.api.get(STS_PATH).expect("a StatefulSet");
     let container = &sts["spec"]["template"]["spec"]["containers"][0];
@@ -497,7 +501,44 @@ async fn cloud_backend_gets_its_credentials_secret_and_a_metadata_volume() {
         "the metadata lives on a volume: {sts}"
     );
     assert_eq!(h.config_maps().len(), 1);
-    assert_ne!(h.condition("Degraded")["reason"], "InvalidSpec");
+    assert_eq!(h.condition("Degraded")["status"], "False");
+}
+
+#[tokio::test]
+async fn a_missing_or_unusable_backend_credentials_secret_degrades() {
+    let h = Harness::new(
+        json!({"storage": {"backend": "aws", "aws": {"bucket": "b", "credentialsSecret": {"name": "aws-keys"}}}}),
+        1,
+    );
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.condition("Degraded")["reason"],
+        "BackendCredentialsMissing"
+    );
+    assert!(
+        h.condition("Degraded")["message"]
+            .as_str()
+            .unwrap()
+            .contains("aws-keys")
+    );
+    assert_eq!(h.event_count("BackendCredentialsMissing"), 1);
+    // A Secret whose keys the AWS client does not read is no better.
+    h.api.put(
+        &format!("{NS_PATH}/secrets/aws-keys"),
+        json!({"metadata": {"name": "aws-keys"}, "data": {"access-key": "eA=="}}),
+    );
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.condition("Degraded")["reason"],
+        "BackendCredentialsInvalid"
+    );
+    h.api.put(
+        &format!("{NS_PATH}/secrets/aws-keys"),
+        json!({"metadata": {"name": "aws-keys"}, "data": {"AWS_ACCESS_KEY_ID": "eA==", "AWS_SECRET_ACCESS_KEY": "eQ=="}}),
+    );
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Degraded")["status"], "False");
+    assert!(h.event_reasons().contains(&"Recovered".to_string()));
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Blob stores in front of a cloud bucket: AWS S3 (and S3-compatible
 //! stores) through aws-sdk-s3; Azure Blob and Google Cloud Storage through
-//! object_store. All of them are shared by every node of a cluster.
+//! object_store (GCS writes through its JSON API, `gcs_upload.rs`). All of them are shared by every node of a cluster.
 //!
 //! Each client retries idempotent calls itself (bounded attempts with
 //! backoff); what still fails becomes `StorageError::Busy` (throttled, 5xx,
@@ -8,6 +8,7 @@
 //! `StorageError::Upstream` (refused for good: credentials, a missing bucket).
 
 mod aws;
+mod gcs_upload;
 mod object;
 
 pub use aws::AwsBlobStore;

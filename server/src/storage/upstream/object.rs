@@ -1,7 +1,9 @@
 //! Blobs in Azure Blob Storage or Google Cloud Storage, through object_store
 //! (one maintained client for both; see ARCHITECTURE.md). Large blobs go up
-//! as multipart (block list / XML multipart) uploads while they stream in.
+//! while they stream in: as block-list uploads on Azure, as JSON-API
+//! resumable uploads on GCS (`gcs_upload.rs` says why not object_store's).
 
+use super::gcs_upload::{self, GcsUploads};
 use super::{
     CONNECT_TIMEOUT, Head, PARTS_IN_FLIGHT, Parts, READ_TIMEOUT, blob_of, read_head, redact,
 };
@@ -20,6 +22,9 @@ use object_store::{
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// Where GCS answers when no endpoint is configured.
+const GCS_BASE_URL: &str = "https://storage.googleapis.com";
+
 pub struct ObjectStoreBlobStore {
     name: String,
     kind: &'static str,
@@ -27,6 +32,8 @@ pub struct ObjectStoreBlobStore {
     /// Where blobs live in the bucket or container (no trailing slash).
     prefix: Option<Path>,
     part_size: usize,
+    /// GCS only: where writes go instead of object_store.
+    gcs_uploads: Option<GcsUploads>,
 }
 
 /// What building a client can fail on: a setting, named for the operator.
@@ -180,13 +187,28 @@ impl ObjectStoreBlobStore {
         let store = builder
             .build()
             .map_err(|e| BuildError(redact(&e.to_string())))?;
-        Ok(Self::new(
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build()
+            .map_err(|e| BuildError(format!("cannot build an HTTP client: {e}")))?;
+        let uploads = GcsUploads::new(
+            name,
+            c.endpoint.as_deref().unwrap_or(GCS_BASE_URL),
+            &c.bucket,
+            store.credentials().clone(),
+            c.max_attempts,
+            http,
+        );
+        let mut backend = Self::new(
             name,
             "gcs",
             Arc::new(store),
             &c.prefix,
-            c.part_size.0,
-        ))
+            gcs_upload::chunk_size(c.part_size.0),
+        );
+        backend.gcs_uploads = Some(uploads);
+        Ok(backend)
     }
 
     fn new(
@@ -203,6 +225,7 @@ impl ObjectStoreBlobStore {
             store,
             prefix: (!prefix.is_empty()).then(|| Path::from(prefix)),
             part_size: part_size as usize,
+            gcs_uploads: None,
         }
     }
 
@@ -290,7 +313,21 @@ impl ObjectStoreBlobStore {
 impl BlobStore for ObjectStoreBlobStore {
     async fn put(&self, id: &BlobId, body: BodyStream) -> Result<u64, StorageError> {
         let path = self.path(id);
-        match read_head(body, self.part_size).await? {
+        let head = read_head(body, self.part_size).await?;
+        if let Some(uploads) = &self.gcs_uploads {
+            return match head {
+                Head::Whole(data) => {
+                    let len = data.len() as u64;
+                    uploads.put_whole(path.as_ref(), data).await?;
+                    Ok(len)
+                }
+                Head::Part(first, rest) => {
+                    let rest = Parts::new(rest, self.part_size);
+                    uploads.put_streamed(path.as_ref(), first, rest).await
+                }
+            };
+        }
+        match head {
             Head::Whole(data) => {
                 let len = data.len() as u64;
                 self.store
