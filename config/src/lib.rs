@@ -122,6 +122,10 @@ pub struct StorageConfig {
     pub orphan_grace_secs: u64,
     /// How often the background sweep for orphan blobs runs.
     pub sweep_interval_secs: u64,
+    /// In a cluster on a shared (cloud) backend, how long a freed blob is
+    /// kept before it is deleted: another node may still be streaming it to
+    /// a client, and pins are per node.
+    pub shared_free_delay_secs: u64,
     /// Objects (and parts) up to this size are kept in the metadata itself:
     /// a small PUT is one log append and no blob file. 0 turns it off.
     pub inline_max: ByteSize,
@@ -209,6 +213,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./bleepstore-data"),
             orphan_grace_secs: 3600,
             sweep_interval_secs: 3600,
+            shared_free_delay_secs: 900,
             inline_max: ByteSize(16 * 1024),
             local: LocalBackendConfig::default(),
             sqlite: SqliteBackendConfig::default(),

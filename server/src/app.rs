@@ -72,6 +72,10 @@ impl App {
                 blobs.clone(),
                 pins.clone(),
                 repair.clone(),
+                config
+                    .cluster
+                    .enabled
+                    .then(|| std::time::Duration::from_secs(config.storage.shared_free_delay_secs)),
             ),
         )
         .await?;
