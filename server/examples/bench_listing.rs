@@ -90,6 +90,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         modified_ms: 2,
                     },
                     bypass_governance: false,
+                    if_match_modified_ms: None,
+                    if_match_size: None,
                 })
                 .await?;
             }

@@ -5,6 +5,7 @@ import email.utils
 import os
 
 import pytest
+from botocore.exceptions import ClientError
 
 from helpers import parse_error, s3_error
 
@@ -66,8 +67,11 @@ def test_part_number_one_of_simple_object(s3, obj):
     assert r["ContentRange"] == f"bytes 0-{len(DATA) - 1}/{len(DATA)}"
     h = s3.head_object(Bucket=bucket, Key=key, PartNumber=1)
     assert h["ContentLength"] == len(DATA)
-    with s3_error("InvalidPartNumber", 416):
+    with s3_error("InvalidPart", 400):
         s3.get_object(Bucket=bucket, Key=key, PartNumber=2)
+    with pytest.raises(ClientError) as head:
+        s3.head_object(Bucket=bucket, Key=key, PartNumber=2)
+    assert head.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
 def test_part_number_with_range_rejected(signed, obj):

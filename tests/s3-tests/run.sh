@@ -53,11 +53,7 @@ names="not post_object and not cors and not policy
  and not put_acl_mtime and not x_amz_expires_not_expired
  and not tags_acl_public and not tags_obj_public"
 # Where BleepStore answers as AWS does and RGW differs (README.md).
-aws_answers="not test_multipart_get_part and not test_multipart_single_get_part
- and not test_non_multipart_get_part and not test_multipart_sse_c_get_part
- and not test_non_multipart_sse_c_get_part and not test_object_checksum_sha256
- and not test_object_checksum_crc64nvme and not x_amz_expires_out_max_range
- and not test_encryption_sse_c_other_key and not test_encryption_sse_c_multipart_bad_download
+aws_answers="not test_encryption_sse_c_other_key and not test_encryption_sse_c_multipart_bad_download
  and not test_sse_kms_no_key and not test_sse_kms_multipart_invalid_chunks"
 # Single parameter sets (pytest's -k cannot name them).
 deselect=()

@@ -119,8 +119,23 @@ fn v2_verify(
         request.raw_query,
     );
     let string_to_sign = sigv2::string_to_sign(request.method, request.headers, date, &resource);
-    let expected = sigv2::sign(user.secret_key.expose(), &string_to_sign);
-    if bool::from(expected.as_bytes().ct_eq(provided.as_bytes())) {
+    let matches = |string_to_sign: &str| {
+        let expected = sigv2::sign(user.secret_key.expose(), string_to_sign);
+        bool::from(expected.as_bytes().ct_eq(provided.as_bytes()))
+    };
+    if matches(&string_to_sign) {
+        return Ok(());
+    }
+    // A bucket-level request is signed as `/bucket` by some clients and as
+    // `/bucket/` by others (botocore), whichever path they sent.
+    if let Some(other) = sigv2::bucket_resource_variant(&resource)
+        && matches(&sigv2::string_to_sign(
+            request.method,
+            request.headers,
+            date,
+            &other,
+        ))
+    {
         return Ok(());
     }
     Err(S3Error::new(S3ErrorCode::SignatureDoesNotMatch)
@@ -149,13 +164,11 @@ fn v2_header_auth(
     let (date_line, request_time) = match header_str(request.headers, "x-amz-date") {
         Some(amz) => (
             String::new(),
-            httpdate::parse_http_date(&amz)
-                .ok()
-                .or_else(|| parse_amz_date(&amz)),
+            parse_http_date(&amz).or_else(|| parse_amz_date(&amz)),
         ),
         None => {
             let date = header_str(request.headers, "date").unwrap_or_default();
-            let parsed = httpdate::parse_http_date(&date).ok();
+            let parsed = parse_http_date(&date);
             (date, parsed)
         }
     };
@@ -440,10 +453,12 @@ fn presigned_auth(
     }
     let expires = expires as u64;
     if expires > settings.max_presign_expiry.as_secs() {
+        // AWS refuses an over-long expiry as forbidden, not as malformed.
         return Err(query_error(&format!(
             "X-Amz-Expires must be less than a week (in seconds) that is; {}",
             settings.max_presign_expiry.as_secs()
-        )));
+        ))
+        .with_status(http::StatusCode::FORBIDDEN));
     }
     let signed_at = parse_amz_date(amz_date).ok_or_else(|| {
         query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
@@ -580,8 +595,19 @@ fn request_date(headers: &HeaderMap) -> Result<String, S3Error> {
         )
     };
     let date = header_str(headers, "date").ok_or_else(missing)?;
-    let parsed = httpdate::parse_http_date(&date).map_err(|_| missing())?;
+    let parsed = parse_http_date(&date).ok_or_else(missing)?;
     Ok(format_amz_date(parsed))
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT` and the other RFC 9110
+/// forms), or an RFC 2822 date with a numeric zone (`… 08:49:37 -0000`), as
+/// botocore writes the `Date` header.
+fn parse_http_date(s: &str) -> Option<SystemTime> {
+    httpdate::parse_http_date(s).ok().or_else(|| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc2822)
+            .ok()
+            .map(SystemTime::from)
+    })
 }
 
 pub fn format_amz_date(t: SystemTime) -> String {

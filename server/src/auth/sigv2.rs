@@ -87,6 +87,25 @@ pub fn canonical_resource(
     resource
 }
 
+/// For a bucket-level resource (`/bucket` or `/bucket/`, with any
+/// sub-resources), the other spelling; None for service and object requests.
+pub fn bucket_resource_variant(resource: &str) -> Option<String> {
+    let (path, query) = match resource.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (resource, None),
+    };
+    let bucket = path.strip_prefix('/')?;
+    let other = match bucket.strip_suffix('/') {
+        Some(name) if !name.is_empty() && !name.contains('/') => format!("/{name}"),
+        None if !bucket.is_empty() && !bucket.contains('/') => format!("/{bucket}/"),
+        _ => return None,
+    };
+    Some(match query {
+        Some(query) => format!("{other}?{query}"),
+        None => other,
+    })
+}
+
 /// The `x-amz-*` headers, lowercased and sorted, one `name:value\n` each.
 pub fn canonical_amz_headers(headers: &HeaderMap) -> String {
     let mut names: Vec<&str> = headers
@@ -163,6 +182,17 @@ mod tests {
             sign("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", &sts),
             "qgk2+6Sv9/oM7G3qLEjTH1a1l1g="
         );
+    }
+
+    #[test]
+    fn bucket_resources_have_two_spellings() {
+        assert_eq!(bucket_resource_variant("/b").as_deref(), Some("/b/"));
+        assert_eq!(
+            bucket_resource_variant("/b/?acl").as_deref(),
+            Some("/b?acl")
+        );
+        assert_eq!(bucket_resource_variant("/b/key"), None);
+        assert_eq!(bucket_resource_variant("/"), None);
     }
 
     #[test]

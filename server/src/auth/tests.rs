@@ -231,3 +231,17 @@ fn sigv2_header_and_presigned() {
         S3ErrorCode::SignatureDoesNotMatch
     );
 }
+
+#[test]
+fn dates_with_a_numeric_zone_are_http_dates() {
+    let gmt = parse_http_date("Wed, 02 Dec 2026 02:40:00 GMT").unwrap();
+    assert_eq!(
+        parse_http_date("Wed, 02 Dec 2026 02:40:00 -0000"),
+        Some(gmt)
+    );
+    assert_eq!(
+        parse_http_date("Wed, 02 Dec 2026 02:40:00 +0000"),
+        Some(gmt)
+    );
+    assert_eq!(parse_http_date("yesterday"), None);
+}

@@ -64,6 +64,12 @@ pub enum Command {
         marker_version_id: String,
         marker: NewMarker,
         bypass_governance: bool,
+        /// `x-amz-if-match-last-modified-time` (ms, compared to the second)
+        /// and `x-amz-if-match-size`: checked with `if_match`, atomically.
+        #[serde(default)]
+        if_match_modified_ms: Option<i64>,
+        #[serde(default)]
+        if_match_size: Option<u64>,
     },
     DeleteObjects {
         bucket: String,
@@ -206,6 +212,49 @@ pub struct DeleteEntry {
     pub key: String,
     pub version_id: Option<String>,
     pub marker_version_id: String,
+    /// The entry's ETag, LastModifiedTime and Size conditions.
+    #[serde(default)]
+    pub condition: DeleteCondition,
+}
+
+/// What the object a delete removes must still be, else the delete is
+/// refused (PreconditionFailed): conditional deletes, checked in the same
+/// transaction as the removal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteCondition {
+    pub if_match: Option<String>,
+    pub modified_ms: Option<i64>,
+    pub size: Option<u64>,
+}
+
+impl DeleteCondition {
+    fn is_empty(&self) -> bool {
+        self.if_match.is_none() && self.modified_ms.is_none() && self.size.is_none()
+    }
+
+    fn check(&self, current: Option<&VersionRow>) -> Result<(), MetaError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let v = match current {
+            Some(v) if !v.delete_marker => v,
+            _ => return Err(MetaError::NoSuchKey),
+        };
+        let etag_ok = self
+            .if_match
+            .as_deref()
+            .is_none_or(|expected| etag_matches(expected, &v.etag));
+        // The header carries whole seconds; stored times have milliseconds.
+        let modified_ok = self
+            .modified_ms
+            .is_none_or(|ms| ms.div_euclid(1000) == v.modified_ms.div_euclid(1000));
+        let size_ok = self.size.is_none_or(|size| size as i64 == v.size);
+        if etag_ok && modified_ok && size_ok {
+            Ok(())
+        } else {
+            Err(MetaError::PreconditionFailed)
+        }
+    }
 }
 
 /// What a delete did to one key.
@@ -316,15 +365,22 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
             marker_version_id,
             marker,
             bypass_governance,
+            if_match_modified_ms,
+            if_match_size,
         } => {
             let versioning = bucket_settings(tx, bucket)?.versioning;
+            let condition = DeleteCondition {
+                if_match: if_match.clone(),
+                modified_ms: *if_match_modified_ms,
+                size: *if_match_size,
+            };
             let result = delete_one(
                 tx,
                 Deletion {
                     bucket,
                     key,
                     version_id: version_id.as_deref(),
-                    if_match: if_match.as_deref(),
+                    condition: &condition,
                     marker,
                     marker_version_id,
                     versioning,
@@ -352,7 +408,7 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
                         bucket,
                         key: &entry.key,
                         version_id: entry.version_id.as_deref(),
-                        if_match: None,
+                        condition: &entry.condition,
                         marker,
                         marker_version_id: &entry.marker_version_id,
                         versioning,
@@ -364,6 +420,10 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
                     Ok(deleted) => Ok(deleted),
                     // Per-key refusals are reported per key; the rest proceed.
                     Err(MetaError::Rejected(refusal)) => Err(refusal),
+                    Err(MetaError::PreconditionFailed) => {
+                        Err(Refusal::new(Rule::PreconditionFailed, ""))
+                    }
+                    Err(MetaError::NoSuchKey) => Err(Refusal::new(Rule::NoSuchKey, "")),
                     Err(e) => return Err(e),
                 };
                 outcome.deleted.push(DeleteResult {
@@ -682,7 +742,7 @@ struct Deletion<'a> {
     bucket: &'a str,
     key: &'a str,
     version_id: Option<&'a str>,
-    if_match: Option<&'a str>,
+    condition: &'a DeleteCondition,
     marker: &'a NewMarker,
     marker_version_id: &'a str,
     versioning: Versioning,
@@ -706,7 +766,7 @@ fn delete_one(
                 version_id: Some(version_id.to_string()),
             });
         };
-        check_if_match(d.if_match, Some(&version))?;
+        d.condition.check(Some(&version))?;
         if !version.delete_marker {
             let meta = versions::load_meta(tx, version.id)?;
             lock::check_removal(&meta, now_ms, d.bypass_governance)?;
@@ -718,7 +778,7 @@ fn delete_one(
         });
     }
     let current = versions::latest(tx, d.bucket, d.key)?.filter(|v| !v.delete_marker);
-    check_if_match(d.if_match, current.as_ref())?;
+    d.condition.check(current.as_ref())?;
     if d.versioning != Versioning::Enabled
         && let Some(null) = versions::find(tx, d.bucket, d.key, NULL_VERSION)?
     {
@@ -753,18 +813,6 @@ fn delete_one(
         delete_marker: true,
         version_id: Some(marker_id.to_string()),
     })
-}
-
-fn check_if_match(if_match: Option<&str>, current: Option<&VersionRow>) -> Result<(), MetaError> {
-    let Some(expected) = if_match else {
-        return Ok(());
-    };
-    match current {
-        None => Err(MetaError::NoSuchKey),
-        Some(v) if v.delete_marker => Err(MetaError::NoSuchKey),
-        Some(v) if !etag_matches(expected, &v.etag) => Err(MetaError::PreconditionFailed),
-        Some(_) => Ok(()),
-    }
 }
 
 /// Changes the settings stored with one version (ACL, tags, retention,

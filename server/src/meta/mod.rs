@@ -73,6 +73,10 @@ pub enum Rule {
     InvalidBucketState,
     /// Object lock (retention or legal hold) forbids removing or changing a version.
     Locked,
+    /// One key of a multi-object delete: its conditions (ETag, time, size)
+    /// did not hold, or it has no current version to check them against.
+    PreconditionFailed,
+    NoSuchKey,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -509,67 +509,64 @@ pub fn list_uploads(
     let prefix = query.prefix.as_bytes();
     let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
     let upper: Option<Vec<u8>> = (!prefix.is_empty()).then(|| prefix_end(prefix));
-    // (key, initiated, id) position to continue after.
-    let mut after: Option<(Vec<u8>, i64, String)> = None;
-    let mut lower: Vec<u8> = prefix.to_vec();
+    // The (key, initiated, id) position to continue strictly after: each
+    // batch seeks past the last row seen, so any number of uploads of one
+    // key pages through (a seek by key alone would fetch the same rows again).
+    let start = |key: Vec<u8>| (key, i64::MIN, String::new());
+    let mut cursor = start(prefix.to_vec());
     if let Some(marker) = query.key_marker.as_deref().filter(|m| !m.is_empty()) {
-        match query.upload_id_marker.as_deref().filter(|m| !m.is_empty()) {
+        let after = match query.upload_id_marker.as_deref().filter(|m| !m.is_empty()) {
             Some(id) => {
                 let initiated: i64 = conn
                     .prepare_cached("SELECT initiated_ms FROM uploads WHERE id = ?1")?
                     .query_row([id], |r| r.get(0))
                     .optional()?
                     .unwrap_or(i64::MAX);
-                after = Some((marker.as_bytes().to_vec(), initiated, id.to_string()));
-                lower = lower.max(marker.as_bytes().to_vec());
+                (marker.as_bytes().to_vec(), initiated, id.to_string())
             }
-            None => lower = lower.max(prefix_end_exclusive(marker.as_bytes())),
-        }
+            None => start(prefix_end_exclusive(marker.as_bytes())),
+        };
+        cursor = cursor.max(after);
     }
     let mut stmt = conn.prepare_cached(
         "SELECT key, initiated_ms, id, meta FROM uploads
-         WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
-         ORDER BY key, initiated_ms, id LIMIT ?4",
+         WHERE bucket = ?1 AND (key, initiated_ms, id) > (?2, ?3, ?4)
+           AND (?5 IS NULL OR key < ?5)
+         ORDER BY key, initiated_ms, id LIMIT ?6",
     )?;
     let batch = (query.max_uploads + 1).min(1000) as i64;
     'pages: loop {
         let rows = stmt
-            .query_map(params![bucket, lower, upper, batch], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })?
+            .query_map(
+                params![bucket, cursor.0, cursor.1, cursor.2, upper, batch],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         let fetched = rows.len() as i64;
-        let mut advanced = false;
         for (raw_key, initiated, id, meta) in rows {
-            if let Some((k, i, u)) = &after
-                && (raw_key.as_slice(), initiated, id.as_str()) <= (k.as_slice(), *i, u.as_str())
-            {
-                continue;
-            }
             if page.entries.len() == query.max_uploads {
                 page.truncated = true;
                 break 'pages;
             }
             let key = key_text(raw_key.clone())?;
             if let Some(common) = common_prefix(&key, &query.prefix, delimiter) {
-                lower = prefix_end(common.as_bytes());
-                after = None;
+                cursor = start(prefix_end(common.as_bytes()));
                 page.entries.push(UploadEntry::Prefix(common.to_string()));
                 continue 'pages;
             }
             let upload: UploadRecord = serde_json::from_str(&meta)
                 .map_err(|e| MetaError::Corrupt(format!("upload: {e}")))?;
-            after = Some((raw_key.clone(), initiated, id));
-            lower = raw_key;
-            advanced = true;
+            cursor = (raw_key, initiated, id);
             page.entries.push(UploadEntry::Upload(Box::new(upload)));
         }
-        if fetched < batch || !advanced {
+        if fetched < batch {
             break;
         }
     }

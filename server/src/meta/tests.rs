@@ -20,6 +20,8 @@ fn delete_cmd(key: &str, if_match: Option<String>) -> Command {
         marker_version_id: new_version_id(),
         marker: marker(),
         bypass_governance: false,
+        if_match_modified_ms: None,
+        if_match_size: None,
     }
 }
 
@@ -347,6 +349,7 @@ async fn delete_objects_reports_each_key() {
         key: key.into(),
         version_id: None,
         marker_version_id: new_version_id(),
+        condition: Default::default(),
     };
     let outcome = meta
         .execute(Command::DeleteObjects {
@@ -616,6 +619,55 @@ async fn upload_listing_rolls_up_and_paginates() {
 }
 
 #[tokio::test]
+async fn many_uploads_of_one_key_page_through_one_at_a_time() {
+    let meta = store_with(&[]).await;
+    for i in 0..5 {
+        meta.execute(Command::CreateUpload(upload_record(
+            &format!("id{i}"),
+            "same",
+            1,
+        )))
+        .await
+        .unwrap();
+    }
+    meta.execute(Command::CreateUpload(upload_record("id9", "zz", 2)))
+        .await
+        .unwrap();
+    let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+    let mut seen = Vec::new();
+    loop {
+        let (k, u) = (key_marker.clone(), id_marker.clone());
+        let page = meta
+            .read(move |c| {
+                query::list_uploads(
+                    c,
+                    "b",
+                    &UploadListQuery {
+                        key_marker: k,
+                        upload_id_marker: u,
+                        max_uploads: 1,
+                        ..Default::default()
+                    },
+                )
+            })
+            .await
+            .unwrap();
+        for entry in &page.entries {
+            if let UploadEntry::Upload(u) = entry {
+                seen.push(u.id.clone());
+                key_marker = Some(u.key.clone());
+                id_marker = Some(u.id.clone());
+            }
+        }
+        if !page.truncated {
+            break;
+        }
+        assert!(seen.len() < 10, "the listing does not advance: {seen:?}");
+    }
+    assert_eq!(seen, vec!["id0", "id1", "id2", "id3", "id4", "id9"]);
+}
+
+#[tokio::test]
 async fn replacing_an_object_with_a_copy_of_itself_keeps_its_blob() {
     let meta = store_with(&["k"]).await;
     let current = meta
@@ -704,6 +756,8 @@ fn delete_version(key: &str, version_id: &str, bypass: bool) -> Command {
         marker_version_id: new_version_id(),
         marker: marker(),
         bypass_governance: bypass,
+        if_match_modified_ms: None,
+        if_match_size: None,
     }
 }
 
@@ -1079,11 +1133,13 @@ async fn object_lock_refuses_removal_until_it_allows_it() {
                     key: "k".into(),
                     version_id: Some(comp.clone()),
                     marker_version_id: new_version_id(),
+                    condition: Default::default(),
                 },
                 DeleteEntry {
                     key: "other".into(),
                     version_id: None,
                     marker_version_id: new_version_id(),
+                    condition: Default::default(),
                 },
             ],
             marker: marker(),

@@ -45,11 +45,12 @@ pub struct VersionRow {
     pub size: i64,
     pub is_latest: bool,
     pub delete_marker: bool,
+    pub modified_ms: i64,
 }
 
 macro_rules! row_columns {
     () => {
-        "id, version_id, etag, size, is_latest, delete_marker"
+        "id, version_id, etag, size, is_latest, delete_marker, modified_ms"
     };
 }
 
@@ -76,6 +77,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<VersionRow> {
         size: r.get(3)?,
         is_latest: r.get(4)?,
         delete_marker: r.get(5)?,
+        modified_ms: r.get(6)?,
     })
 }
 

@@ -57,6 +57,7 @@ s3_codes! {
     MalformedXML => StatusCode::BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
     MetadataTooLarge => StatusCode::BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";
     MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";
+    RequestHeaderSectionTooLarge => StatusCode::BAD_REQUEST, "Your request header section exceeds the maximum allowed size.";
     MissingContentLength => StatusCode::LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";
     MissingSecurityHeader => StatusCode::BAD_REQUEST, "Your request is missing a required header.";
     NoSuchBucket => StatusCode::NOT_FOUND, "The specified bucket does not exist.";
@@ -98,6 +99,8 @@ pub struct S3Error {
     pub details: Vec<(Cow<'static, str>, String)>,
     /// Extra response headers (`Content-Range` on 416, `Allow` on 405, …).
     pub headers: Vec<(&'static str, String)>,
+    /// Where AWS answers a code with another status than its usual one.
+    status: Option<StatusCode>,
 }
 
 impl S3Error {
@@ -107,7 +110,13 @@ impl S3Error {
             message: code.default_message().to_string(),
             details: Vec::new(),
             headers: Vec::new(),
+            status: None,
         }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
     }
 
     pub fn with_message(code: S3ErrorCode, message: impl Into<String>) -> Self {
@@ -149,7 +158,7 @@ impl S3Error {
     }
 
     pub fn status(&self) -> StatusCode {
-        self.code.status()
+        self.status.unwrap_or_else(|| self.code.status())
     }
 
     /// The `<Error>` document for this error.

@@ -71,13 +71,41 @@ fn website_redirect(req: &S3Request) -> S3Result<Option<String>> {
     Ok(Some(value.to_string()))
 }
 
+/// A header value's bytes as text: UTF-8 when they are (what most clients
+/// send), else ISO-8859-1, one char per byte.
+pub fn header_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// How a stored header text goes out: ASCII as it is, text within
+/// ISO-8859-1 as those bytes (what HTTP clients decode header bytes as, so
+/// `é` reads back as `é`), anything else MIME-encoded as RFC 2047 UTF-8
+/// (`=?UTF-8?B?…?=`), as AWS returns such metadata.
+pub fn header_bytes(text: &str) -> Vec<u8> {
+    if let Ok(latin1) = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)))
+        .collect::<Result<Vec<u8>, _>>()
+    {
+        return latin1;
+    }
+    format!(
+        "=?UTF-8?B?{}?=",
+        crate::checksum::base64_encode(text.as_bytes())
+    )
+    .into_bytes()
+}
+
 pub fn user_metadata(headers: &HeaderMap) -> S3Result<BTreeMap<String, String>> {
     let mut user = BTreeMap::new();
     let mut total = 0;
     for (name, value) in headers {
         if let Some(suffix) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            total += suffix.len() + value.len();
+            total += suffix.len() + value.as_bytes().len();
+            let value = header_text(value.as_bytes());
             user.entry(suffix.to_string())
                 .and_modify(|existing: &mut String| {
                     existing.push(',');
@@ -131,7 +159,7 @@ pub fn write_object_headers(
     for (key, value) in &meta.user {
         if let (Ok(name), Ok(value)) = (
             http::header::HeaderName::from_bytes(format!("x-amz-meta-{key}").as_bytes()),
-            HeaderValue::from_str(value),
+            HeaderValue::from_bytes(&header_bytes(value)),
         ) {
             headers.insert(name, value);
         }
@@ -275,5 +303,26 @@ pub fn resolve_group(uri: &str) -> S3Result<Grantee> {
             })
         }
         _ => Err(S3Error::invalid_argument("Invalid group uri").detail("ArgumentValue", uri)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_go_out_as_clients_read_them() {
+        assert_eq!(header_bytes(&header_text(b"plain")), b"plain");
+        // Latin-1 or UTF-8 in, Latin-1 out: HTTP clients decode it as é.
+        assert_eq!(
+            header_bytes(&header_text(b"Hello World\xe9")),
+            b"Hello World\xe9"
+        );
+        assert_eq!(
+            header_bytes(&header_text("Hello World\u{e9}".as_bytes())),
+            b"Hello World\xe9"
+        );
+        // Beyond Latin-1: RFC 2047.
+        assert_eq!(header_bytes("\u{2713}"), b"=?UTF-8?B?4pyT?=");
     }
 }

@@ -51,6 +51,7 @@ operations! {
     GetObjectAcl,
     PutObjectAcl,
     GetObjectAttributes,
+    GetObjectTorrent,
     GetObjectTagging,
     PutObjectTagging,
     DeleteObjectTagging,
@@ -85,7 +86,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "replication",
     "requestPayment",
     "website",
-    "torrent",
     "restore",
     "select",
     "renameObject",
@@ -150,6 +150,9 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
         if shape.has("retention") || shape.has("legal-hold") {
             return Err(method_not_allowed(method));
         }
+        if shape.has("torrent") {
+            return Err(not_implemented("The ?torrent sub-resource"));
+        }
         return match *method {
             Method::GET if shape.has("location") => Ok(GetBucketLocation),
             Method::GET if shape.has("object-lock") => Ok(GetObjectLockConfiguration),
@@ -189,6 +192,7 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
         Method::PUT if shape.has("legal-hold") => Ok(PutObjectLegalHold),
         Method::GET if shape.has("acl") => Ok(GetObjectAcl),
         Method::GET if shape.has("attributes") => Ok(GetObjectAttributes),
+        Method::GET if shape.has("torrent") => Ok(GetObjectTorrent),
         Method::GET if shape.has("uploadId") => Ok(ListParts),
         Method::GET => Ok(GetObject),
         Method::HEAD => Ok(HeadObject),
@@ -277,6 +281,10 @@ mod tests {
         assert_eq!(
             op(Method::GET, true, true, &["attributes"], false),
             Ok(GetObjectAttributes)
+        );
+        assert_eq!(
+            op(Method::GET, true, true, &["torrent"], false),
+            Ok(GetObjectTorrent)
         );
         assert_eq!(
             op(Method::PUT, true, false, &["versioning"], false),

@@ -106,6 +106,17 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// AWS refuses requests whose header section exceeds 8 KiB.
+const MAX_HEADER_SECTION: usize = 8 * 1024;
+
+/// The header section's size as sent: `name: value\r\n` per header.
+fn header_section_size(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
 async fn process<B>(
     app: &App,
     request: Request<B>,
@@ -116,6 +127,13 @@ where
     B::Error: std::fmt::Display,
 {
     let (parts, body) = request.into_parts();
+    if header_section_size(&parts.headers) > MAX_HEADER_SECTION {
+        return (
+            None,
+            Err(S3Error::new(S3ErrorCode::RequestHeaderSectionTooLarge)
+                .detail("MaxSizeAllowed", MAX_HEADER_SECTION.to_string())),
+        );
+    }
     let secure = parts.extensions.get::<crate::http::server::Tls>().is_some();
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");

@@ -100,6 +100,8 @@ fn log() -> Vec<Entry> {
                 modified_ms: 9,
             },
             bypass_governance: false,
+            if_match_modified_ms: None,
+            if_match_size: None,
         }),
         // Refused: no such bucket.
         Proposal::new(Command::DeleteBucket {

@@ -8,10 +8,11 @@ use super::{
 };
 use crate::acl::Permission;
 use crate::app::App;
-use crate::meta::command::{DeleteEntry, Deleted, NewMarker};
+use crate::meta::command::{DeleteCondition, DeleteEntry, Deleted, NewMarker};
 use crate::meta::{Command, is_valid_version_id, new_version_id};
 use crate::s3::body::read_small;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::s3::object_lock;
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlWriter};
 use http::StatusCode;
@@ -25,6 +26,44 @@ fn marker(req: &S3Request) -> NewMarker {
         owner: requester_owner(req),
         modified_ms: now_ms(),
     }
+}
+
+/// `x-amz-if-match-last-modified-time`: an HTTP date, in milliseconds.
+fn if_match_modified(req: &S3Request) -> S3Result<Option<i64>> {
+    let Some(value) = req.header("x-amz-if-match-last-modified-time") else {
+        return Ok(None);
+    };
+    let time = httpdate::parse_http_date(value.trim())
+        .ok()
+        .or_else(|| object_lock::parse_date(value).map(ms_to_time))
+        .ok_or_else(|| {
+            S3Error::invalid_argument("Invalid x-amz-if-match-last-modified-time")
+                .detail("ArgumentName", "x-amz-if-match-last-modified-time")
+                .detail("ArgumentValue", value)
+        })?;
+    Ok(Some(time_to_ms(time)))
+}
+
+fn if_match_size(req: &S3Request) -> S3Result<Option<u64>> {
+    req.header("x-amz-if-match-size")
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                S3Error::invalid_argument("Invalid x-amz-if-match-size")
+                    .detail("ArgumentName", "x-amz-if-match-size")
+                    .detail("ArgumentValue", v)
+            })
+        })
+        .transpose()
+}
+
+fn ms_to_time(ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
+}
+
+fn time_to_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub async fn delete_object(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
@@ -41,6 +80,8 @@ pub async fn delete_object(app: &App, req: &mut S3Request) -> S3Result<S3Respons
             marker_version_id: new_version_id(),
             marker: marker(req),
             bypass_governance: bypasses_governance(req, &bucket),
+            if_match_modified_ms: if_match_modified(req)?,
+            if_match_size: if_match_size(req)?,
         })
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&key)))?;
@@ -74,6 +115,29 @@ struct XmlEntry {
     key: String,
     #[serde(rename = "VersionId")]
     version_id: Option<String>,
+    #[serde(rename = "ETag")]
+    etag: Option<String>,
+    #[serde(rename = "LastModifiedTime")]
+    last_modified: Option<String>,
+    #[serde(rename = "Size")]
+    size: Option<String>,
+}
+
+impl XmlEntry {
+    /// The entry's conditions; None when one of them cannot be read.
+    fn condition(&self) -> Option<DeleteCondition> {
+        Some(DeleteCondition {
+            if_match: self.etag.clone(),
+            modified_ms: match &self.last_modified {
+                Some(text) => Some(object_lock::parse_date(text)?),
+                None => None,
+            },
+            size: match &self.size {
+                Some(text) => Some(text.trim().parse().ok()?),
+                None => None,
+            },
+        })
+    }
 }
 
 fn write_deleted(w: &mut XmlWriter, key: &str, requested: Option<&str>, deleted: &Deleted) {
@@ -98,6 +162,17 @@ fn write_error(w: &mut XmlWriter, key: &str, version: Option<&str>, error: &S3Er
 
 pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    // AWS requires an integrity check on a multi-object delete.
+    let has_checksum = req.header("content-md5").is_some()
+        || req.header("x-amz-trailer").is_some()
+        || req.headers.keys().any(|name| {
+            name.as_str().starts_with("x-amz-checksum-") && name != "x-amz-checksum-type"
+        });
+    if !has_checksum {
+        return Err(S3Error::invalid_request(
+            "Missing required header for this request: Content-MD5 OR x-amz-checksum-*",
+        ));
+    }
     let body = read_small(req, 2 << 20).await?;
     let request: Delete = xml::parse(&body, "Delete")?;
     if request.objects.is_empty() || request.objects.len() > MAX_KEYS_PER_DELETE {
@@ -111,6 +186,7 @@ pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Respon
     let mut refused: Vec<(String, Option<String>, S3Error)> = Vec::new();
     let mut entries = Vec::new();
     for entry in request.objects {
+        let condition = entry.condition();
         let version_id = entry.version_id.filter(|v| !v.is_empty());
         if entry.key.is_empty() || entry.key.len() > 1024 {
             refused.push((
@@ -127,12 +203,19 @@ pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Respon
                 version_id,
                 S3Error::new(S3ErrorCode::NoSuchVersion),
             ));
-        } else {
+        } else if let Some(condition) = condition {
             entries.push(DeleteEntry {
                 key: entry.key,
                 version_id,
                 marker_version_id: new_version_id(),
+                condition,
             });
+        } else {
+            refused.push((
+                entry.key,
+                version_id,
+                S3Error::invalid_argument("Invalid LastModifiedTime or Size"),
+            ));
         }
     }
     let results = if entries.is_empty() {

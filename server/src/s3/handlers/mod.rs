@@ -67,6 +67,7 @@ pub async fn dispatch(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         GetObjectAcl => acl::get_object_acl(app, req).await,
         PutObjectAcl => acl::put_object_acl(app, req).await,
         GetObjectAttributes => object::attributes(app, req).await,
+        GetObjectTorrent => object::torrent(app, req).await,
         ListMultipartUploads => multipart::list_uploads(app, req).await,
         CreateMultipartUpload => multipart::create(app, req).await,
         UploadPart => multipart::upload_part(app, req).await,
@@ -123,6 +124,8 @@ pub fn refusal_error(refusal: Refusal) -> S3Error {
         Rule::BadDigest => S3ErrorCode::BadDigest,
         Rule::InvalidBucketState => S3ErrorCode::InvalidBucketState,
         Rule::Locked => S3ErrorCode::AccessDenied,
+        Rule::PreconditionFailed => S3ErrorCode::PreconditionFailed,
+        Rule::NoSuchKey => S3ErrorCode::NoSuchKey,
     };
     let mut error = if refusal.message.is_empty() {
         S3Error::new(code)

@@ -56,6 +56,20 @@ pub fn write_condition(req: &S3Request) -> S3Result<WriteCondition> {
     })
 }
 
+/// An object or part body needs a length, an aws-chunked decoded length or
+/// HTTP chunked framing: without any, AWS answers 411 rather than storing
+/// an empty object.
+fn require_length(req: &S3Request) -> S3Result<()> {
+    let framed = req.header("content-length").is_some()
+        || req.header("x-amz-decoded-content-length").is_some()
+        || req.header("transfer-encoding").is_some();
+    if framed {
+        Ok(())
+    } else {
+        Err(S3Error::new(S3ErrorCode::MissingContentLength))
+    }
+}
+
 /// Streams a request body into a new blob, encrypted as `encryption` says.
 pub async fn store_body(
     app: &App,
@@ -65,6 +79,7 @@ pub async fn store_body(
     encryption: &WriteEncryption,
     class: &str,
 ) -> S3Result<StoredBody> {
+    require_length(req)?;
     let (stream, slot) = verified_body(req, max_len, default_checksum)?;
     store_stream(app, count_received(app, stream), slot, encryption, class).await
 }
@@ -293,13 +308,21 @@ pub fn open_object(
     )
 }
 
-/// Part `n` of an object as a byte range (`partNumber` reads).
+/// Part `n` of an object as a byte range (`partNumber` reads). A part the
+/// object does not have is 400 InvalidPart, as on AWS.
 fn part_range(object: &ObjectRecord, n: u32) -> S3Result<(u64, u64)> {
+    let no_such_part = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidPart,
+            "The requested partnumber is not satisfiable",
+        )
+        .detail("PartNumberRequested", n.to_string())
+    };
     if object.meta.parts.is_empty() {
         return if n == 1 {
             Ok((0, object.size))
         } else {
-            Err(S3Error::new(S3ErrorCode::InvalidPartNumber))
+            Err(no_such_part())
         };
     }
     let mut offset = 0;
@@ -309,7 +332,7 @@ fn part_range(object: &ObjectRecord, n: u32) -> S3Result<(u64, u64)> {
         }
         offset += part.size;
     }
-    Err(S3Error::new(S3ErrorCode::InvalidPartNumber))
+    Err(no_such_part())
 }
 
 pub fn part_number_param(req: &S3Request) -> S3Result<Option<u32>> {
@@ -356,13 +379,18 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
             return Err(S3Error::new(S3ErrorCode::ServiceUnavailable));
         }
     };
-    let customer = read_key(app, req, sse::CUSTOMER, &object)?;
     let part_number = part_number_param(req)?;
     if part_number.is_some() && req.header("range").is_some() {
         return Err(S3Error::invalid_request(
             "Cannot specify both Range header and partNumber query parameter",
         ));
     }
+    // A part the object does not have is refused before the customer key
+    // is asked for, as on AWS.
+    if let Some(n) = part_number {
+        part_range(&object, n)?;
+    }
+    let customer = read_key(app, req, sse::CUSTOMER, &object)?;
     if let Err(e) = check_read(&preconditions(req), &object.etag, object.modified_ms) {
         if e.code == S3ErrorCode::NotModified {
             let mut response = super::empty_response(StatusCode::NOT_MODIFIED);
@@ -480,6 +508,16 @@ const OBJECT_ATTRIBUTES: [&str; 5] = [
     "StorageClass",
     "ObjectSize",
 ];
+
+/// BitTorrent files are not made here; a missing key is still NoSuchKey
+/// (and a forbidden one AccessDenied), as on AWS.
+pub async fn torrent(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    readable_object(app, req).await?;
+    Err(S3Error::with_message(
+        S3ErrorCode::NotImplemented,
+        "The ?torrent sub-resource is not implemented by this server.",
+    ))
+}
 
 pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let (bucket, object) = readable_object(app, req).await?;
