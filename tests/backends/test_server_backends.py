@@ -4,6 +4,7 @@ start-up) and a backend per storage class."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -28,7 +29,7 @@ MiB = 1024 * 1024
 
 
 class Server:
-    def __init__(self, storage: dict):
+    def __init__(self, storage: dict, **sections: dict):
         self.dir = Path(tempfile.mkdtemp(prefix="bleepstore-backend-"))
         self.s3_port, self.ops_port = free_port(), free_port()
         storage = {"data_dir": str(self.dir / "data"), "inline_max": 0, **storage}
@@ -37,6 +38,7 @@ class Server:
             "auth": {"access_key": KEY, "secret_key": SECRET},
             "logging": {"level": "info"},
             "storage": storage,
+            **sections,
         }
         (self.dir / "config.yaml").write_text(json.dumps(config))
         self.log = self.dir / "server.log"
@@ -84,8 +86,8 @@ class Server:
 def servers():
     started: list[Server] = []
 
-    def start(storage: dict, wait: bool = True) -> Server:
-        s = Server(storage)
+    def start(storage: dict, wait: bool = True, **sections: dict) -> Server:
+        s = Server(storage, **sections)
         started.append(s)
         if wait:
             s.wait_ready()
@@ -312,3 +314,31 @@ def test_a_start_up_sweep_spares_blobs_other_nodes_wrote_to_a_shared_backend(ser
     assert "start-up orphan sweep done" in second.log.read_text(), second.log.read_text()[-2000:]
     assert len(moto.list_keys(prefix=prefix)) == 1
     assert s3.get_object(Bucket="bkt", Key="k")["Body"].read() == b"v" * 5000
+
+
+def test_only_ciphertext_reaches_the_upstream_and_versions_keep_their_bytes(servers, moto):
+    prefix = f"sse-{uuid.uuid4().hex[:8]}/"
+    keyring = {"default_key": "k1", "keys": [{"id": "k1", "value": base64.b64encode(bytes(range(32))).decode()}]}
+    server = servers({"backend": "aws", "aws": aws_section(moto.endpoint, prefix)}, encryption=keyring)
+    s3 = server.client()
+    s3.create_bucket(Bucket="enc")
+    s3.put_bucket_versioning(Bucket="enc", VersioningConfiguration={"Status": "Enabled"})
+    plain = b"plaintext that must never reach the cloud " * 200
+    first = s3.put_object(Bucket="enc", Key="k", Body=plain, ServerSideEncryption="AES256")
+    second = s3.put_object(Bucket="enc", Key="k", Body=b"v2 " + plain, ServerSideEncryption="aws:kms")
+    upstream = moto.client()
+    keys = moto.list_keys(prefix=prefix)
+    assert len(keys) == 2, "each version keeps its own blob"
+    for key in keys:
+        stored = upstream.get_object(Bucket="bleepstore-blobs", Key=key)["Body"].read()
+        assert b"plaintext that must never" not in stored, "only ciphertext upstream"
+    assert s3.get_object(Bucket="enc", Key="k", VersionId=first["VersionId"])["Body"].read() == plain
+    got = s3.get_object(Bucket="enc", Key="k", VersionId=second["VersionId"])
+    assert got["Body"].read() == b"v2 " + plain and got["ServerSideEncryption"] == "aws:kms"
+    ranged = s3.get_object(Bucket="enc", Key="k", VersionId=first["VersionId"], Range="bytes=100-199")
+    assert ranged["Body"].read() == plain[100:200]
+    s3.delete_object(Bucket="enc", Key="k", VersionId=first["VersionId"])
+    deadline = time.monotonic() + 10
+    while len(moto.list_keys(prefix=prefix)) != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(moto.list_keys(prefix=prefix)) == 1, "the removed version's blob is freed upstream"
