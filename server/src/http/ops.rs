@@ -56,9 +56,14 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
     {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response();
     }
-    let broken: Vec<String> = app
-        .backend_health
-        .statuses()
+    let Some(statuses) = app.backend_health.statuses() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the storage backends have not been checked yet\n",
+        )
+            .into_response();
+    };
+    let broken: Vec<String> = statuses
         .into_iter()
         .filter_map(|s| {
             s.problem

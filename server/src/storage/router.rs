@@ -273,15 +273,17 @@ pub struct BackendStatus {
 /// The last probe of every backend, refreshed in the background.
 #[derive(Default)]
 pub struct BackendHealth {
-    last: RwLock<Vec<BackendStatus>>,
+    /// None until the first check has finished: until then nobody knows.
+    last: RwLock<Option<Vec<BackendStatus>>>,
 }
 
 impl BackendHealth {
     pub fn set(&self, statuses: Vec<BackendStatus>) {
-        *self.last.write().unwrap_or_else(|e| e.into_inner()) = statuses;
+        *self.last.write().unwrap_or_else(|e| e.into_inner()) = Some(statuses);
     }
 
-    pub fn statuses(&self) -> Vec<BackendStatus> {
+    /// The last check's results; None before the first check finished.
+    pub fn statuses(&self) -> Option<Vec<BackendStatus>> {
         self.last.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
