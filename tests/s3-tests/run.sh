@@ -46,7 +46,7 @@ markers="not bucket_policy and not bucket_logging
  and not session_policy and not group and not group_policy and not abac_test
  and not test_of_sts and not webidentity_test and not appendobject
  and not fails_on_aws and not fails_on_rgw"
-names="not post_object and not cors and not policy
+names="not post_object and not policy
  and not public_block and not block_public and not public_acls and not torrent
  and not lifecycle and not website and not logging
  and not restore and not select and not ownership and not notif

@@ -97,12 +97,20 @@ pub fn authenticate(
     if query.iter().any(|(k, _)| k == "AWSAccessKeyId") {
         return v2_presigned_auth(request, &query, credentials, settings, now);
     }
-    Ok(Authenticated {
-        requester: Requester::Anonymous,
-        payload: PayloadMode::Unsigned,
-        chunk_signer: None,
-        presigned: false,
-    })
+    Ok(Authenticated::anonymous())
+}
+
+impl Authenticated {
+    /// A request that carries no credentials (or, like a CORS preflight,
+    /// is answered without looking at them).
+    pub fn anonymous() -> Self {
+        Authenticated {
+            requester: Requester::Anonymous,
+            payload: PayloadMode::Unsigned,
+            chunk_signer: None,
+            presigned: false,
+        }
+    }
 }
 
 fn v2_verify(

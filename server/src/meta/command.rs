@@ -160,6 +160,11 @@ pub enum Command {
         blobs: Vec<InlineBlob>,
         command: Box<Command>,
     },
+    /// PutBucketCors (rules) and DeleteBucketCors (None).
+    SetBucketCors {
+        name: String,
+        cors: Option<Vec<super::model::CorsRule>>,
+    },
 }
 
 /// A blob's bytes carried in a command.
@@ -336,6 +341,12 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
         Command::SetBucketEncryption { name, encryption } => {
             update_settings(tx, name, |settings| {
                 settings.encryption = encryption.clone();
+                Ok(())
+            })?;
+        }
+        Command::SetBucketCors { name, cors } => {
+            update_settings(tx, name, |settings| {
+                settings.cors = cors.clone();
                 Ok(())
             })?;
         }

@@ -32,6 +32,7 @@ s3_codes! {
     AccessDenied => StatusCode::FORBIDDEN, "Access Denied";
     AuthorizationHeaderMalformed => StatusCode::BAD_REQUEST, "The authorization header is malformed.";
     AuthorizationQueryParametersError => StatusCode::BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
+    BadRequest => StatusCode::BAD_REQUEST, "Insufficient information. Origin request header needed.";
     BadDigest => StatusCode::BAD_REQUEST, "The Content-MD5 you specified did not match what we received.";
     BucketAlreadyExists => StatusCode::CONFLICT, "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.";
     BucketAlreadyOwnedByYou => StatusCode::CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
@@ -80,6 +81,7 @@ s3_codes! {
     IllegalLocationConstraintException => StatusCode::BAD_REQUEST, "The specified location-constraint is not valid for this endpoint.";
     InvalidTag => StatusCode::BAD_REQUEST, "The tag provided was not a valid tag.";
     NoSuchTagSet => StatusCode::NOT_FOUND, "The TagSet does not exist";
+    NoSuchCORSConfiguration => StatusCode::NOT_FOUND, "The CORS configuration does not exist";
     InvalidBucketState => StatusCode::CONFLICT, "The request is not valid with the current state of the bucket.";
     ObjectLockConfigurationNotFoundError => StatusCode::NOT_FOUND, "Object Lock configuration does not exist for this bucket";
     NoSuchObjectLockConfiguration => StatusCode::NOT_FOUND, "The specified object does not have a ObjectLock configuration";

@@ -3,6 +3,7 @@
 pub mod addressing;
 pub mod body;
 pub mod conditional;
+pub mod cors;
 pub mod error;
 pub mod handlers;
 pub mod headers;

@@ -38,6 +38,10 @@ operations! {
     GetBucketEncryption,
     PutBucketEncryption,
     DeleteBucketEncryption,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
+    CorsPreflight,
     ListObjects,
     ListObjectsV2,
     ListObjectVersions,
@@ -71,7 +75,6 @@ operations! {
 const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
-    "cors",
     "intelligent-tiering",
     "inventory",
     "lifecycle",
@@ -163,6 +166,10 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
             Method::GET if shape.has("encryption") => Ok(GetBucketEncryption),
             Method::PUT if shape.has("encryption") => Ok(PutBucketEncryption),
             Method::DELETE if shape.has("encryption") => Ok(DeleteBucketEncryption),
+            Method::GET if shape.has("cors") => Ok(GetBucketCors),
+            Method::PUT if shape.has("cors") => Ok(PutBucketCors),
+            Method::DELETE if shape.has("cors") => Ok(DeleteBucketCors),
+            Method::OPTIONS => Ok(CorsPreflight),
             Method::GET if shape.has("acl") => Ok(GetBucketAcl),
             Method::GET if shape.has("versioning") => Ok(GetBucketVersioning),
             Method::GET if shape.has("versions") => Ok(ListObjectVersions),
@@ -183,6 +190,7 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
         return Err(method_not_allowed(method));
     }
     match *method {
+        Method::OPTIONS => Ok(CorsPreflight),
         Method::GET if shape.has("tagging") => Ok(GetObjectTagging),
         Method::PUT if shape.has("tagging") => Ok(PutObjectTagging),
         Method::DELETE if shape.has("tagging") => Ok(DeleteObjectTagging),

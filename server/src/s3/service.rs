@@ -55,12 +55,27 @@ where
     let path = request.uri().path().to_string();
     let span = tracing::info_span!("s3", request_id = %id, method = %method, path = %path);
     let _in_flight = InFlight::enter(&app.metrics.in_flight);
+    // A browser's request (it has an Origin) gets the CORS headers its
+    // bucket's rules grant, on errors too; only then is anything kept.
+    let cors = cors_target(&app, &request);
     async {
         let (operation, result) = process(&app, request, &id).await;
         let mut response = match result {
             Ok(response) => response,
             Err(error) => error_response(&error, &path, &id, method == Method::HEAD),
         };
+        if let Some((bucket, headers)) = &cors
+            && operation != Some(Operation::CorsPreflight)
+        {
+            handlers::cors::decorate(
+                &app,
+                bucket,
+                headers,
+                method.as_str(),
+                response.headers_mut(),
+            )
+            .await;
+        }
         stamp_common_headers(&mut response, &id);
         let status = response.status().as_u16();
         let op_name = operation.map(Operation::name).unwrap_or("Unknown");
@@ -88,6 +103,20 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// The bucket and headers of a request that carries an `Origin`.
+fn cors_target<B>(app: &App, request: &Request<B>) -> Option<(String, http::HeaderMap)> {
+    if !request.headers().contains_key("origin") {
+        return None;
+    }
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let target =
+        addressing::resolve(host, request.uri().path(), &app.config.server.domains).ok()?;
+    Some((target.bucket?, request.headers().clone()))
 }
 
 /// Counts a request as in flight until it is answered or abandoned.
@@ -157,21 +186,28 @@ where
         Ok(op) => op,
         Err(e) => return (None, Err(e)),
     };
-    let authenticated = match auth::authenticate(
-        &RequestView {
-            method: parts.method.as_str(),
-            raw_path,
-            raw_query,
-            headers: &parts.headers,
-            virtual_host_bucket: target
-                .virtual_host
-                .then_some(target.bucket.as_deref())
-                .flatten(),
-        },
-        &app.credentials,
-        &app.auth_settings,
-        SystemTime::now(),
-    ) {
+    // Browsers send preflights without credentials, and a presigned URL's
+    // signature does not cover OPTIONS: the bucket's CORS rules decide.
+    let checked = if operation == Operation::CorsPreflight {
+        Ok(auth::Authenticated::anonymous())
+    } else {
+        auth::authenticate(
+            &RequestView {
+                method: parts.method.as_str(),
+                raw_path,
+                raw_query,
+                headers: &parts.headers,
+                virtual_host_bucket: target
+                    .virtual_host
+                    .then_some(target.bucket.as_deref())
+                    .flatten(),
+            },
+            &app.credentials,
+            &app.auth_settings,
+            SystemTime::now(),
+        )
+    };
+    let authenticated = match checked {
         Ok(a) => a,
         Err(e) => return (Some(operation), Err(e)),
     };

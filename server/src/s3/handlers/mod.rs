@@ -4,6 +4,7 @@
 mod acl;
 mod bucket;
 mod copy;
+pub mod cors;
 mod data;
 mod delete;
 mod encryption;
@@ -53,6 +54,10 @@ pub async fn dispatch(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         GetBucketEncryption => encryption::get(app, req).await,
         PutBucketEncryption => encryption::put(app, req).await,
         DeleteBucketEncryption => encryption::delete(app, req).await,
+        GetBucketCors => cors::get(app, req).await,
+        PutBucketCors => cors::put(app, req).await,
+        DeleteBucketCors => cors::delete(app, req).await,
+        CorsPreflight => cors::preflight(app, req).await,
         GetBucketAcl => acl::get_bucket_acl(app, req).await,
         PutBucketAcl => acl::put_bucket_acl(app, req).await,
         ListObjects => list::list_objects_v1(app, req).await,
