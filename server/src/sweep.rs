@@ -11,6 +11,13 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// The time `d` before now (the epoch if that is before it).
+fn ago(d: Duration) -> SystemTime {
+    SystemTime::now()
+        .checked_sub(d)
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
 /// Blob names checked against the metadata at a time.
 const SWEEP_PAGE: usize = 1000;
 
@@ -30,11 +37,7 @@ pub async fn sweep_orphans(app: &App, cutoff: SystemTime) -> anyhow::Result<usiz
     // process may be another node's write still in flight, so there only
     // the grace period makes a blob an orphan.
     let grace = Duration::from_secs(app.config.storage.orphan_grace_secs);
-    let shared_cutoff = cutoff.min(
-        SystemTime::now()
-            .checked_sub(grace)
-            .unwrap_or(std::time::UNIX_EPOCH),
-    );
+    let shared_cutoff = cutoff.min(ago(grace));
     let cutoff_for = |id: &BlobId| {
         if app.blobs.is_shared_for(id) {
             shared_cutoff
@@ -94,9 +97,7 @@ pub async fn expire_uploads(app: &App) -> anyhow::Result<usize> {
         return Ok(0);
     }
     let expiry = Duration::from_secs(app.config.multipart.upload_expiry_secs);
-    let cutoff = SystemTime::now()
-        .checked_sub(expiry)
-        .unwrap_or(std::time::UNIX_EPOCH)
+    let cutoff = ago(expiry)
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
@@ -132,10 +133,7 @@ pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
             if let Err(e) = expire_uploads(&app).await {
                 tracing::warn!(error = %e, "multipart expiry failed");
             }
-            let cutoff = SystemTime::now()
-                .checked_sub(grace)
-                .unwrap_or(std::time::UNIX_EPOCH);
-            if let Err(e) = sweep_orphans(&app, cutoff).await {
+            if let Err(e) = sweep_orphans(&app, ago(grace)).await {
                 tracing::warn!(error = %e, "orphan sweep failed");
             }
         }

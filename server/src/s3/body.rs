@@ -163,6 +163,13 @@ pub fn declared_length(req: &S3Request) -> S3Result<Option<u64>> {
     Ok(declared(req)?.len)
 }
 
+/// Whether the request names a Content-MD5 or a checksum (as a header or a
+/// trailer) its body will be checked against.
+pub fn declares_integrity_check(req: &S3Request) -> S3Result<bool> {
+    let d = declared(req)?;
+    Ok(d.content_md5.is_some() || d.checksum.is_some() || d.trailer.is_some())
+}
+
 /// Checks a checksum an `UploadPart` or `PutObject` says it will send
 /// without reading the body: used before work starts.
 pub fn requested_checksum(req: &S3Request) -> S3Result<Option<ChecksumAlgorithm>> {

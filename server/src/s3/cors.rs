@@ -152,13 +152,9 @@ pub fn find<'r>(rules: &'r [CorsRule], ask: &CorsAsk) -> Option<&'r CorsRule> {
 
 /// The `Access-Control-Request-Headers` of a preflight, lowercased.
 pub fn requested_headers(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all("access-control-request-headers")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty())
+    crate::s3::headers::comma_list(headers, "access-control-request-headers")
+        .into_iter()
+        .map(|h| h.to_ascii_lowercase())
         .collect()
 }
 

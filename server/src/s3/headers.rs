@@ -99,6 +99,19 @@ pub fn header_bytes(text: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The items of a comma-separated list header (every occurrence of it),
+/// trimmed, empty items dropped.
+pub fn comma_list(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 pub fn user_metadata(headers: &HeaderMap) -> S3Result<BTreeMap<String, String>> {
     let mut user = BTreeMap::new();
     let mut total = 0;

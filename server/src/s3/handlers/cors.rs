@@ -2,12 +2,11 @@
 //! headers of actual requests a bucket's rules allow.
 
 use super::{
-    S3Response, empty_response, load_bucket, meta_error, request_bucket, require_bucket_owner,
-    xml_response,
+    S3Response, empty_response, load_bucket, request_bucket, require_bucket_owner,
+    set_owned_bucket_setting, xml_response,
 };
 use crate::app::App;
 use crate::meta::Command;
-use crate::meta::model::CorsRule;
 use crate::meta::query;
 use crate::s3::body::read_small;
 use crate::s3::cors::{self, CorsAsk};
@@ -24,32 +23,21 @@ pub async fn get(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     Ok(xml_response(StatusCode::OK, cors::to_xml(rules)))
 }
 
-async fn set(
-    app: &App,
-    req: &S3Request,
-    rules: Option<Vec<CorsRule>>,
-    status: StatusCode,
-) -> S3Result<S3Response> {
-    let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
-    app.cluster
-        .write(Command::SetBucketCors {
-            name: bucket.name.clone(),
-            cors: rules,
-        })
-        .await
-        .map_err(|e| meta_error(e, &bucket.name, None))?;
-    Ok(empty_response(status))
-}
-
 pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let body = read_small(req, 64 * 1024).await?;
     let rules = cors::parse(&body)?;
-    set(app, req, Some(rules), StatusCode::OK).await
+    set_owned_bucket_setting(app, req, StatusCode::OK, |name| Command::SetBucketCors {
+        name,
+        cors: Some(rules),
+    })
+    .await
 }
 
 pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    set(app, req, None, StatusCode::NO_CONTENT).await
+    set_owned_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
+        Command::SetBucketCors { name, cors: None }
+    })
+    .await
 }
 
 fn forbidden(message: &str) -> S3Error {

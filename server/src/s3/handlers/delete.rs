@@ -10,7 +10,7 @@ use crate::acl::Permission;
 use crate::app::App;
 use crate::meta::command::{DeleteCondition, DeleteEntry, Deleted, NewMarker};
 use crate::meta::{Command, is_valid_version_id, new_version_id};
-use crate::s3::body::read_small;
+use crate::s3::body::{declares_integrity_check, read_small};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::object_lock;
 use crate::s3::request::S3Request;
@@ -33,15 +33,16 @@ fn if_match_modified(req: &S3Request) -> S3Result<Option<i64>> {
     let Some(value) = req.header("x-amz-if-match-last-modified-time") else {
         return Ok(None);
     };
-    let time = httpdate::parse_http_date(value.trim())
+    httpdate::parse_http_date(value.trim())
         .ok()
-        .or_else(|| object_lock::parse_date(value).map(ms_to_time))
+        .map(time_to_ms)
+        .or_else(|| object_lock::parse_date(value))
+        .map(Some)
         .ok_or_else(|| {
             S3Error::invalid_argument("Invalid x-amz-if-match-last-modified-time")
                 .detail("ArgumentName", "x-amz-if-match-last-modified-time")
                 .detail("ArgumentValue", value)
-        })?;
-    Ok(Some(time_to_ms(time)))
+        })
 }
 
 fn if_match_size(req: &S3Request) -> S3Result<Option<u64>> {
@@ -54,10 +55,6 @@ fn if_match_size(req: &S3Request) -> S3Result<Option<u64>> {
             })
         })
         .transpose()
-}
-
-fn ms_to_time(ms: i64) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
 }
 
 fn time_to_ms(t: std::time::SystemTime) -> i64 {
@@ -163,12 +160,7 @@ fn write_error(w: &mut XmlWriter, key: &str, version: Option<&str>, error: &S3Er
 pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = authorized_bucket(app, req, Permission::Write).await?;
     // AWS requires an integrity check on a multi-object delete.
-    let has_checksum = req.header("content-md5").is_some()
-        || req.header("x-amz-trailer").is_some()
-        || req.headers.keys().any(|name| {
-            name.as_str().starts_with("x-amz-checksum-") && name != "x-amz-checksum-type"
-        });
-    if !has_checksum {
+    if !declares_integrity_check(req)? {
         return Err(S3Error::invalid_request(
             "Missing required header for this request: Content-MD5 OR x-amz-checksum-*",
         ));

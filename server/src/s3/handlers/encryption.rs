@@ -2,7 +2,7 @@
 //! without SSE headers.
 
 use super::{
-    S3Response, empty_response, meta_error, request_bucket, require_bucket_owner, xml_response,
+    S3Response, request_bucket, require_bucket_owner, set_owned_bucket_setting, xml_response,
 };
 use crate::app::App;
 use crate::meta::Command;
@@ -114,30 +114,24 @@ pub async fn get(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     Ok(xml_response(StatusCode::OK, w.finish()))
 }
 
-async fn set(
-    app: &App,
-    req: &S3Request,
-    encryption: Option<BucketEncryption>,
-    status: StatusCode,
-) -> S3Result<S3Response> {
-    let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
-    app.cluster
-        .write(Command::SetBucketEncryption {
-            name: bucket.name.clone(),
-            encryption,
-        })
-        .await
-        .map_err(|e| meta_error(e, &bucket.name, None))?;
-    Ok(empty_response(status))
-}
-
 pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let body = read_small(req, 64 * 1024).await?;
     let encryption = parse(app, &body)?;
-    set(app, req, Some(encryption), StatusCode::OK).await
+    set_owned_bucket_setting(app, req, StatusCode::OK, |name| {
+        Command::SetBucketEncryption {
+            name,
+            encryption: Some(encryption),
+        }
+    })
+    .await
 }
 
 pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    set(app, req, None, StatusCode::NO_CONTENT).await
+    set_owned_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
+        Command::SetBucketEncryption {
+            name,
+            encryption: None,
+        }
+    })
+    .await
 }

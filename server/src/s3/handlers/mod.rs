@@ -19,7 +19,7 @@ use crate::acl::{Permission, Requester};
 use crate::app::App;
 use crate::meta::model::{BucketRecord, Extent};
 use crate::meta::query;
-use crate::meta::{MetaError, Refusal, Rule};
+use crate::meta::{Command, MetaError, Refusal, Rule};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::operation::Operation;
 use crate::s3::request::S3Request;
@@ -208,6 +208,24 @@ pub fn require_bucket_owner(req: &S3Request, bucket: &BucketRecord) -> S3Result<
             .owner()
             .is_some_and(|o| o.id == bucket.owner.id),
     )
+}
+
+/// Replaces one of a bucket's settings (tags, default encryption, CORS
+/// rules), which only its owner may: `command` names the change for the
+/// bucket, and `status` is what S3 answers that call with.
+pub async fn set_owned_bucket_setting(
+    app: &App,
+    req: &S3Request,
+    status: StatusCode,
+    command: impl FnOnce(String) -> Command,
+) -> S3Result<S3Response> {
+    let bucket = request_bucket(app, req).await?;
+    require_bucket_owner(req, &bucket)?;
+    app.cluster
+        .write(command(bucket.name.clone()))
+        .await
+        .map_err(|e| meta_error(e, &bucket.name, None))?;
+    Ok(empty_response(status))
 }
 
 /// The `versionId` a request names, if any: `null` or an id of this

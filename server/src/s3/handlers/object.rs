@@ -522,15 +522,7 @@ pub async fn torrent(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 pub async fn attributes(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let (bucket, object) = readable_object(app, req).await?;
     read_key(app, req, sse::CUSTOMER, &object)?;
-    let wanted: Vec<String> = req
-        .headers
-        .get_all("x-amz-object-attributes")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let wanted = crate::s3::headers::comma_list(&req.headers, "x-amz-object-attributes");
     if wanted.is_empty() {
         return Err(S3Error::invalid_argument(
             "The x-amz-object-attributes header specifying the attributes to be retrieved is either missing or empty",

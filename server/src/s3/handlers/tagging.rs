@@ -3,7 +3,7 @@
 use super::object::readable_object;
 use super::{
     S3Response, authorized_bucket, empty_response, meta_error, request_bucket,
-    require_bucket_owner, version_header, version_param, xml_response,
+    require_bucket_owner, set_owned_bucket_setting, version_header, version_param, xml_response,
 };
 use crate::acl::Permission;
 use crate::app::App;
@@ -69,30 +69,21 @@ pub async fn get_bucket(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
     Ok(xml_response(StatusCode::OK, tags::to_xml(tags)))
 }
 
-async fn set_bucket_tags(
-    app: &App,
-    req: &S3Request,
-    tags: Option<Vec<Tag>>,
-    status: StatusCode,
-) -> S3Result<S3Response> {
-    let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
-    app.cluster
-        .write(Command::SetBucketTags {
-            name: bucket.name.clone(),
-            tags,
-        })
-        .await
-        .map_err(|e| meta_error(e, &bucket.name, None))?;
-    Ok(empty_response(status))
-}
-
 pub async fn put_bucket(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let body = read_small(req, MAX_DOCUMENT).await?;
     let tags = tags::from_xml(&body, MAX_BUCKET_TAGS)?;
-    set_bucket_tags(app, req, Some(tags), StatusCode::NO_CONTENT).await
+    set_owned_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
+        Command::SetBucketTags {
+            name,
+            tags: Some(tags),
+        }
+    })
+    .await
 }
 
 pub async fn delete_bucket(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    set_bucket_tags(app, req, None, StatusCode::NO_CONTENT).await
+    set_owned_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
+        Command::SetBucketTags { name, tags: None }
+    })
+    .await
 }
