@@ -156,7 +156,19 @@ impl CannedAcl {
     }
 }
 
+impl Grant {
+    /// A grant to everyone or to every signed-in user.
+    pub fn is_public(&self) -> bool {
+        matches!(&self.grantee, Grantee::Group { uri } if uri == ALL_USERS || uri == AUTHENTICATED_USERS)
+    }
+}
+
 impl Acl {
+    /// Does any grant reach beyond named users (Block Public Access)?
+    pub fn is_public(&self) -> bool {
+        self.grants.iter().any(Grant::is_public)
+    }
+
     /// Owner with FULL_CONTROL and nothing else: the default for new resources.
     pub fn private(owner: &Owner) -> Self {
         Acl {
@@ -177,6 +189,17 @@ impl Acl {
     /// for the owner, follows the grants (as in S3, an owner who removed their
     /// own grants can no longer write).
     pub fn allows(&self, requester: &Requester, permission: Permission) -> bool {
+        self.allows_with(requester, permission, false)
+    }
+
+    /// [`Acl::allows`], counting grants to everyone and to all signed-in
+    /// users only unless `ignore_public` (Block Public Access).
+    pub fn allows_with(
+        &self,
+        requester: &Requester,
+        permission: Permission,
+        ignore_public: bool,
+    ) -> bool {
         if let Requester::User(user) = requester
             && user.id == self.owner.id
             && matches!(permission, Permission::ReadAcp | Permission::WriteAcp)
@@ -184,6 +207,9 @@ impl Acl {
             return true;
         }
         self.grants.iter().any(|grant| {
+            if ignore_public && grant.is_public() {
+                return false;
+            }
             let applies = match (&grant.grantee, requester) {
                 (Grantee::Group { uri }, _) if uri == ALL_USERS => true,
                 (Grantee::Group { uri }, Requester::User(_)) if uri == AUTHENTICATED_USERS => true,

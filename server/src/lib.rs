@@ -15,6 +15,7 @@ pub mod http;
 pub mod logging;
 pub mod meta;
 pub mod metrics;
+pub mod policy;
 pub mod rotation;
 pub mod s3;
 pub mod storage;

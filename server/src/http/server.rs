@@ -22,6 +22,10 @@ use tower::ServiceExt;
 #[derive(Debug, Clone, Copy)]
 pub struct Tls;
 
+/// The address a request's connection came from (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
 /// A server whose listeners are bound and serving.
 pub struct RunningServer {
     pub s3_addr: SocketAddr,
@@ -195,6 +199,10 @@ async fn serve<F, Fut>(
                     http.timer(TokioTimer::new())
                         .header_read_timeout(header_timeout)
                         .keep_alive(true);
+                    let handler = move |mut request: http::Request<Incoming>| {
+                        request.extensions_mut().insert(Peer(peer));
+                        handler(request)
+                    };
                     let result = match tls {
                         None => {
                             let connection = http.serve_connection(TokioIo::new(stream), service_fn(handler));

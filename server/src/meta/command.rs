@@ -165,6 +165,21 @@ pub enum Command {
         name: String,
         cors: Option<Vec<super::model::CorsRule>>,
     },
+    /// PutBucketPolicy (its JSON) and DeleteBucketPolicy (None).
+    SetBucketPolicy {
+        name: String,
+        policy: Option<String>,
+    },
+    /// Put/DeletePublicAccessBlock.
+    SetPublicAccessBlock {
+        name: String,
+        block: Option<super::model::PublicAccessBlock>,
+    },
+    /// Put/DeleteBucketOwnershipControls.
+    SetBucketOwnership {
+        name: String,
+        ownership: Option<super::model::ObjectOwnership>,
+    },
 }
 
 /// A blob's bytes carried in a command.
@@ -347,6 +362,24 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
         Command::SetBucketCors { name, cors } => {
             update_settings(tx, name, |settings| {
                 settings.cors = cors.clone();
+                Ok(())
+            })?;
+        }
+        Command::SetBucketPolicy { name, policy } => {
+            update_settings(tx, name, |settings| {
+                settings.policy = policy.clone();
+                Ok(())
+            })?;
+        }
+        Command::SetPublicAccessBlock { name, block } => {
+            update_settings(tx, name, |settings| {
+                settings.public_access_block = *block;
+                Ok(())
+            })?;
+        }
+        Command::SetBucketOwnership { name, ownership } => {
+            update_settings(tx, name, |settings| {
+                settings.ownership = *ownership;
                 Ok(())
             })?;
         }

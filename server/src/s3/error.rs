@@ -88,6 +88,12 @@ s3_codes! {
     InvalidRetentionPeriod => StatusCode::BAD_REQUEST, "The retention period must be a positive integer value.";
     ServerSideEncryptionConfigurationNotFoundError => StatusCode::NOT_FOUND, "The server side encryption configuration was not found";
     InvalidEncryptionAlgorithmError => StatusCode::BAD_REQUEST, "The Encryption request you specified is not valid. Supported value: AES256.";
+    MalformedPolicy => StatusCode::BAD_REQUEST, "Policies must be valid JSON and the first byte must be '{'";
+    NoSuchBucketPolicy => StatusCode::NOT_FOUND, "The bucket policy does not exist";
+    NoSuchPublicAccessBlockConfiguration => StatusCode::NOT_FOUND, "The public access block configuration was not found";
+    OwnershipControlsNotFoundError => StatusCode::NOT_FOUND, "The bucket ownership controls were not found";
+    AccessControlListNotSupported => StatusCode::BAD_REQUEST, "The bucket does not allow ACLs";
+    InvalidBucketAclWithObjectOwnership => StatusCode::BAD_REQUEST, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting";
     KmsNotFound = "KMS.NotFoundException" => StatusCode::BAD_REQUEST, "Invalid keyId";
 }
 

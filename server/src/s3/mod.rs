@@ -1,5 +1,6 @@
 //! The S3 API on port 9000.
 
+pub mod access;
 pub mod addressing;
 pub mod body;
 pub mod conditional;

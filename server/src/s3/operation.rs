@@ -42,6 +42,16 @@ operations! {
     PutBucketCors,
     DeleteBucketCors,
     CorsPreflight,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
+    GetPublicAccessBlock,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
+    GetBucketOwnershipControls,
+    PutBucketOwnershipControls,
+    DeleteBucketOwnershipControls,
     ListObjects,
     ListObjectsV2,
     ListObjectVersions,
@@ -82,10 +92,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "metadataTable",
     "metrics",
     "notification",
-    "ownershipControls",
-    "policy",
-    "policyStatus",
-    "publicAccessBlock",
     "replication",
     "requestPayment",
     "website",
@@ -170,6 +176,16 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
             Method::PUT if shape.has("cors") => Ok(PutBucketCors),
             Method::DELETE if shape.has("cors") => Ok(DeleteBucketCors),
             Method::OPTIONS => Ok(CorsPreflight),
+            Method::GET if shape.has("policyStatus") => Ok(GetBucketPolicyStatus),
+            Method::GET if shape.has("policy") => Ok(GetBucketPolicy),
+            Method::PUT if shape.has("policy") => Ok(PutBucketPolicy),
+            Method::DELETE if shape.has("policy") => Ok(DeleteBucketPolicy),
+            Method::GET if shape.has("publicAccessBlock") => Ok(GetPublicAccessBlock),
+            Method::PUT if shape.has("publicAccessBlock") => Ok(PutPublicAccessBlock),
+            Method::DELETE if shape.has("publicAccessBlock") => Ok(DeletePublicAccessBlock),
+            Method::GET if shape.has("ownershipControls") => Ok(GetBucketOwnershipControls),
+            Method::PUT if shape.has("ownershipControls") => Ok(PutBucketOwnershipControls),
+            Method::DELETE if shape.has("ownershipControls") => Ok(DeleteBucketOwnershipControls),
             Method::GET if shape.has("acl") => Ok(GetBucketAcl),
             Method::GET if shape.has("versioning") => Ok(GetBucketVersioning),
             Method::GET if shape.has("versions") => Ok(ListObjectVersions),
@@ -186,7 +202,19 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
             _ => Err(method_not_allowed(method)),
         };
     }
-    if shape.has("object-lock") || shape.has("encryption") || shape.has("versioning") {
+    // Bucket sub-resources named on a key.
+    if [
+        "object-lock",
+        "encryption",
+        "versioning",
+        "policy",
+        "policyStatus",
+        "publicAccessBlock",
+        "ownershipControls",
+    ]
+    .iter()
+    .any(|name| shape.has(name))
+    {
         return Err(method_not_allowed(method));
     }
     match *method {
@@ -325,6 +353,18 @@ mod tests {
             Ok(PutBucketEncryption)
         );
         assert_eq!(
+            op(Method::GET, true, false, &["policyStatus"], false),
+            Ok(GetBucketPolicyStatus)
+        );
+        assert_eq!(
+            op(Method::DELETE, true, false, &["publicAccessBlock"], false),
+            Ok(DeletePublicAccessBlock)
+        );
+        assert_eq!(
+            op(Method::PUT, true, false, &["ownershipControls"], false),
+            Ok(PutBucketOwnershipControls)
+        );
+        assert_eq!(
             op(Method::GET, true, false, &["legal-hold"], false),
             Err(S3ErrorCode::MethodNotAllowed)
         );
@@ -337,8 +377,12 @@ mod tests {
             Err(S3ErrorCode::NotImplemented)
         );
         assert_eq!(
-            op(Method::GET, true, false, &["policy"], false),
+            op(Method::GET, true, false, &["website"], false),
             Err(S3ErrorCode::NotImplemented)
+        );
+        assert_eq!(
+            op(Method::GET, true, true, &["policy"], false),
+            Err(S3ErrorCode::MethodNotAllowed)
         );
         assert_eq!(
             op(Method::PATCH, true, true, &[], false),

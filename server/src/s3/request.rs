@@ -18,6 +18,10 @@ pub struct S3Request {
     pub auth: Authenticated,
     /// The request arrived over TLS.
     pub secure: bool,
+    /// The client's address, as the connection shows it.
+    pub peer: Option<std::net::IpAddr>,
+    /// What authorization decided; the handler finishes object checks.
+    pub access: crate::s3::access::Access,
     /// The raw body; taken once by whoever consumes it. Behind a mutex only
     /// so that `&S3Request` can be held across awaits (the stream is `Send`
     /// but not `Sync`).

@@ -164,6 +164,10 @@ where
         );
     }
     let secure = parts.extensions.get::<crate::http::server::Tls>().is_some();
+    let peer = parts
+        .extensions
+        .get::<crate::http::server::Peer>()
+        .map(|p| p.0.ip());
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
     let host = parts
@@ -219,14 +223,20 @@ where
         query,
         target,
         operation,
+        access: crate::s3::access::Access::none(authenticated.requester.clone()),
         auth: authenticated,
         secure,
+        peer,
         body: std::sync::Mutex::new(Some(with_idle_timeout(body_stream(body), idle))),
     };
     // Once per request, before anything reads metadata (DESIGN §7).
     if let Err(e) = app.cluster.read_barrier().await {
         return (Some(operation), Err(handlers::meta_error(e, "", None)));
     }
+    request.access = match crate::s3::access::authorize(app, &request).await {
+        Ok(access) => access,
+        Err(e) => return (Some(operation), Err(e)),
+    };
     tracing::debug!(operation = operation.name(), "dispatching");
     let result = handlers::dispatch(app, &mut request).await;
     (Some(operation), result)

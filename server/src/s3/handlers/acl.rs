@@ -1,13 +1,14 @@
 //! GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl.
 
 use super::{
-    S3Response, delete_marker_error, empty_response, meta_error, request_bucket, require,
-    version_header, version_param, xml_response,
+    S3Response, delete_marker_error, empty_response, meta_error, request_bucket, version_header,
+    version_param, xml_response,
 };
 use crate::acl::{Acl, Grant, Grantee, Owner, Permission};
 use crate::app::App;
 use crate::meta::model::{BucketRecord, ObjectRecord};
 use crate::meta::{Command, query};
+use crate::s3::access::ownership;
 use crate::s3::body::read_small;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::headers::{acl_from_headers, resolve_email, resolve_group, resolve_user_id};
@@ -152,14 +153,13 @@ fn parse_policy(app: &App, body: &[u8], owner: &Owner) -> S3Result<Acl> {
 
 pub async fn get_bucket_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require(bucket.acl.allows(req.requester(), Permission::ReadAcp))?;
     Ok(xml_response(StatusCode::OK, render_acl(&bucket.acl)))
 }
 
 pub async fn put_bucket_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require(bucket.acl.allows(req.requester(), Permission::WriteAcp))?;
     let acl = requested_acl(app, req, &bucket.owner, None).await?;
+    ownership::admit_acl(&bucket, Some(&acl), req.header("x-amz-acl"))?;
     app.cluster
         .write(Command::SetBucketAcl {
             name: bucket.name.clone(),
@@ -193,7 +193,7 @@ async fn load_object(app: &App, req: &S3Request) -> S3Result<(BucketRecord, Obje
 
 pub async fn get_object_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let (bucket, object) = load_object(app, req).await?;
-    require(object.meta.acl.allows(req.requester(), Permission::ReadAcp))?;
+    req.access.check_object(&object.meta.acl)?;
     let mut response = xml_response(StatusCode::OK, render_acl(&object.meta.acl));
     version_header(&mut response, &bucket, Some(&object.version_id));
     Ok(response)
@@ -201,13 +201,9 @@ pub async fn get_object_acl(app: &App, req: &mut S3Request) -> S3Result<S3Respon
 
 pub async fn put_object_acl(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let (bucket, object) = load_object(app, req).await?;
-    require(
-        object
-            .meta
-            .acl
-            .allows(req.requester(), Permission::WriteAcp),
-    )?;
+    req.access.check_object(&object.meta.acl)?;
     let acl = requested_acl(app, req, &object.meta.owner, Some(&bucket.owner)).await?;
+    ownership::admit_acl(&bucket, Some(&acl), req.header("x-amz-acl"))?;
     let key = object.key.clone();
     app.cluster
         .write(Command::SetObjectAcl {

@@ -2,13 +2,16 @@
 //! GetBucketLocation.
 
 use super::{
-    S3Response, authorized_bucket, empty_response, load_bucket, meta_error, now_ms, request_bucket,
-    require_authenticated, require_bucket_owner, xml_response,
+    S3Response, empty_response, load_bucket, meta_error, now_ms, request_bucket,
+    require_authenticated, xml_response,
 };
-use crate::acl::{Acl, Permission};
+use crate::acl::Acl;
 use crate::app::App;
-use crate::meta::model::{BucketRecord, BucketSettings, ObjectLockConfig, Versioning};
+use crate::meta::model::{
+    BucketRecord, BucketSettings, ObjectLockConfig, ObjectOwnership, Versioning,
+};
 use crate::meta::{Command, MetaError, query};
+use crate::s3::access::ownership;
 use crate::s3::body::read_small;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::headers::acl_from_headers;
@@ -157,6 +160,16 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
             )));
         }
     };
+    let mut settings = settings;
+    if let Some(value) = req.header("x-amz-object-ownership") {
+        let ownership = super::public_access::parse_ownership(value)?;
+        if ownership == ObjectOwnership::BucketOwnerEnforced && ownership::grants_others(&acl) {
+            return Err(S3Error::new(
+                S3ErrorCode::InvalidBucketAclWithObjectOwnership,
+            ));
+        }
+        settings.ownership = Some(ownership);
+    }
     let record = BucketRecord {
         name: name.clone(),
         owner,
@@ -191,8 +204,6 @@ pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 
 pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let name = req.bucket()?.to_string();
-    let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     app.cluster
         .write(Command::DeleteBucket { name: name.clone() })
         .await
@@ -201,7 +212,7 @@ pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 }
 
 pub async fn head(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Read).await?;
+    let bucket = request_bucket(app, req).await?;
     let mut response = empty_response(StatusCode::OK);
     if let Ok(region) = http::HeaderValue::from_str(&bucket.region) {
         response.headers_mut().insert("x-amz-bucket-region", region);
@@ -211,7 +222,6 @@ pub async fn head(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 
 pub async fn location(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     let mut w = XmlWriter::document();
     w.open_with("LocationConstraint", &[("xmlns", xml::S3_NAMESPACE)]);
     // S3 reports the default region us-east-1 as an empty constraint.

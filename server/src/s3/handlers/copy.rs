@@ -6,13 +6,12 @@
 
 use super::data::{StoredBody, crypto_error, extents_stream, pin_if_current, store_stream};
 use super::object::{
-    full_object_checksum, open_object, read_key, requester_owner, write_condition, write_encryption,
+    full_object_checksum, new_object_acl, open_object, read_key, write_condition, write_encryption,
 };
 use super::{
-    S3Response, authorized_bucket, check_key, discard_written, load_bucket, meta_error, now_ms,
-    require, version_header, xml_response,
+    S3Response, check_key, discard_written, load_bucket, meta_error, now_ms, request_bucket,
+    version_header, xml_response,
 };
-use crate::acl::{Acl, Permission};
 use crate::app::App;
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 use crate::crypto::{CustomerKey, KeySource};
@@ -21,7 +20,7 @@ use crate::meta::{Command, MetaError, is_valid_version_id, new_version_id, query
 use crate::s3::body::digest_only;
 use crate::s3::conditional::{Preconditions, check_copy_source};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
-use crate::s3::headers::{acl_from_headers, object_meta_from_headers};
+use crate::s3::headers::object_meta_from_headers;
 use crate::s3::object_lock;
 use crate::s3::request::S3Request;
 use crate::s3::sse::{self, WriteEncryption};
@@ -128,8 +127,10 @@ pub async fn load_copy_source(app: &App, req: &S3Request) -> S3Result<CopySource
         .read(move |c| query::get_object(c, &lookup_bucket, &lookup_key, version.as_deref()))
         .await
         .map_err(|e| meta_error(e, &bucket.name, Some(&name.key)))?;
-    let Some(object) = object.filter(|o| !o.delete_marker || name.version_id.is_some()) else {
-        require(bucket.acl.allows(req.requester(), Permission::Read))?;
+    let versioned = name.version_id.is_some();
+    let Some(object) = object.filter(|o| !o.delete_marker || versioned) else {
+        req.access
+            .check_copy_source(req, &bucket, &name.key, versioned, None)?;
         return Err(match &name.version_id {
             Some(v) => S3Error::new(S3ErrorCode::NoSuchVersion)
                 .detail("Key", &name.key)
@@ -142,7 +143,8 @@ pub async fn load_copy_source(app: &App, req: &S3Request) -> S3Result<CopySource
             "The source of a copy request may not specifically refer to a delete marker by version id.",
         ));
     }
-    require(object.meta.acl.allows(req.requester(), Permission::Read))?;
+    req.access
+        .check_copy_source(req, &bucket, &name.key, versioned, Some(&object.meta.acl))?;
     let customer = read_key(app, req, sse::COPY_SOURCE_CUSTOMER, &object)?;
     check_copy_source(
         &Preconditions {
@@ -259,14 +261,12 @@ fn directive(req: &S3Request, header: &'static str) -> S3Result<bool> {
 }
 
 pub async fn copy_object(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     check_key(&key)?;
     let replace_metadata = directive(req, "x-amz-metadata-directive")?;
     let replace_tags = directive(req, "x-amz-tagging-directive")?;
-    let owner = requester_owner(req);
-    let acl = acl_from_headers(req, &owner, Some(&bucket.owner), &app.credentials)?
-        .unwrap_or_else(|| Acl::private(&owner));
+    let (owner, acl) = new_object_acl(app, req, &bucket)?;
     let condition = write_condition(req)?;
     let requested = object_meta_from_headers(req)?;
     let modified_ms = now_ms();

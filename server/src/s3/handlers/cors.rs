@@ -2,8 +2,7 @@
 //! headers of actual requests a bucket's rules allow.
 
 use super::{
-    S3Response, empty_response, load_bucket, request_bucket, require_bucket_owner,
-    set_owned_bucket_setting, xml_response,
+    S3Response, empty_response, load_bucket, request_bucket, set_bucket_setting, xml_response,
 };
 use crate::app::App;
 use crate::meta::Command;
@@ -16,7 +15,6 @@ use http::{HeaderMap, StatusCode};
 
 pub async fn get(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     let rules = bucket.settings.cors.as_deref().ok_or_else(|| {
         S3Error::new(S3ErrorCode::NoSuchCORSConfiguration).detail("BucketName", &bucket.name)
     })?;
@@ -26,7 +24,7 @@ pub async fn get(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let body = read_small(req, 64 * 1024).await?;
     let rules = cors::parse(&body)?;
-    set_owned_bucket_setting(app, req, StatusCode::OK, |name| Command::SetBucketCors {
+    set_bucket_setting(app, req, StatusCode::OK, |name| Command::SetBucketCors {
         name,
         cors: Some(rules),
     })
@@ -34,7 +32,7 @@ pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 }
 
 pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    set_owned_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
+    set_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
         Command::SetBucketCors { name, cors: None }
     })
     .await

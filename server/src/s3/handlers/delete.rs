@@ -3,10 +3,9 @@
 
 use super::object::requester_owner;
 use super::{
-    S3Response, authorized_bucket, bypasses_governance, empty_response, meta_error, now_ms,
-    refusal_error, version_param, xml_response,
+    S3Response, bypasses_governance, empty_response, meta_error, now_ms, refusal_error,
+    request_bucket, version_param, xml_response,
 };
-use crate::acl::Permission;
 use crate::app::App;
 use crate::meta::command::{DeleteCondition, DeleteEntry, Deleted, NewMarker};
 use crate::meta::{Command, is_valid_version_id, new_version_id};
@@ -64,7 +63,7 @@ fn time_to_ms(t: std::time::SystemTime) -> i64 {
 }
 
 pub async fn delete_object(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     let version_id = version_param(req)?;
     let outcome = app
@@ -76,7 +75,7 @@ pub async fn delete_object(app: &App, req: &mut S3Request) -> S3Result<S3Respons
             if_match: req.header("if-match").map(str::to_string),
             marker_version_id: new_version_id(),
             marker: marker(req),
-            bypass_governance: bypasses_governance(req, &bucket),
+            bypass_governance: bypasses_governance(req, &key),
             if_match_modified_ms: if_match_modified(req)?,
             if_match_size: if_match_size(req)?,
         })
@@ -158,7 +157,7 @@ fn write_error(w: &mut XmlWriter, key: &str, version: Option<&str>, error: &S3Er
 }
 
 pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     // AWS requires an integrity check on a multi-object delete.
     if !declares_integrity_check(req)? {
         return Err(S3Error::invalid_request(
@@ -195,6 +194,12 @@ pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Respon
                 version_id,
                 S3Error::new(S3ErrorCode::NoSuchVersion),
             ));
+        } else if !req.access.may_delete_key(&entry.key, version_id.is_some()) {
+            refused.push((
+                entry.key,
+                version_id,
+                S3Error::new(S3ErrorCode::AccessDenied),
+            ));
         } else if let Some(condition) = condition {
             entries.push(DeleteEntry {
                 key: entry.key,
@@ -219,7 +224,8 @@ pub async fn delete_objects(app: &App, req: &mut S3Request) -> S3Result<S3Respon
                 bucket: bucket.name.clone(),
                 entries,
                 marker: marker(req),
-                bypass_governance: bypasses_governance(req, &bucket),
+                // One flag for the whole command: asked of the bucket's keys.
+                bypass_governance: bypasses_governance(req, "*"),
             })
             .await
             .map_err(|e| meta_error(e, &bucket.name, None))?;

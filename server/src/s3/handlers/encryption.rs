@@ -1,9 +1,7 @@
 //! Get/Put/DeleteBucketEncryption: the default encryption of objects written
 //! without SSE headers.
 
-use super::{
-    S3Response, request_bucket, require_bucket_owner, set_owned_bucket_setting, xml_response,
-};
+use super::{S3Response, request_bucket, set_bucket_setting, xml_response};
 use crate::app::App;
 use crate::meta::Command;
 use crate::meta::model::{BucketEncryption, SseAlgorithm};
@@ -97,7 +95,6 @@ fn parse(app: &App, body: &[u8]) -> S3Result<BucketEncryption> {
 
 pub async fn get(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     let config = bucket.settings.encryption.as_ref().ok_or_else(|| {
         S3Error::new(S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError)
             .detail("BucketName", &bucket.name)
@@ -117,7 +114,7 @@ pub async fn get(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let body = read_small(req, 64 * 1024).await?;
     let encryption = parse(app, &body)?;
-    set_owned_bucket_setting(app, req, StatusCode::OK, |name| {
+    set_bucket_setting(app, req, StatusCode::OK, |name| {
         Command::SetBucketEncryption {
             name,
             encryption: Some(encryption),
@@ -127,7 +124,7 @@ pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 }
 
 pub async fn delete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    set_owned_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
+    set_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
         Command::SetBucketEncryption {
             name,
             encryption: None,

@@ -1,8 +1,7 @@
 //! ListObjects (v1), ListObjectsV2 and ListObjectVersions, all served by the
 //! same index-driven page query.
 
-use super::{S3Response, authorized_bucket, meta_error, xml_response};
-use crate::acl::Permission;
+use super::{S3Response, meta_error, request_bucket, xml_response};
 use crate::app::App;
 use crate::auth::sigv4::uri_encode;
 use crate::checksum::{base64_decode, base64_encode};
@@ -133,7 +132,7 @@ fn writer(root: &str, url: bool) -> Writer {
 }
 
 pub async fn list_objects_v1(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Read).await?;
+    let bucket = request_bucket(app, req).await?;
     let p = params(req)?;
     let marker = req.param("marker").unwrap_or_default().to_string();
     let page = fetch(app, &bucket.name, p.query(Some(&marker))).await?;
@@ -178,7 +177,7 @@ fn decode_token(token: &str) -> S3Result<String> {
 }
 
 pub async fn list_objects_v2(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Read).await?;
+    let bucket = request_bucket(app, req).await?;
     let p = params(req)?;
     let token = req.param("continuation-token").map(str::to_string);
     let start_after = req.param("start-after").map(str::to_string);
@@ -221,7 +220,7 @@ pub async fn list_objects_v2(app: &App, req: &mut S3Request) -> S3Result<S3Respo
 /// Every version and delete marker, keys in order and each key's versions
 /// newest first.
 pub async fn list_object_versions(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Read).await?;
+    let bucket = request_bucket(app, req).await?;
     let p = params(req)?;
     let key_marker = req.param("key-marker").unwrap_or_default().to_string();
     let version_marker = req

@@ -3,10 +3,9 @@
 
 use super::object::readable_object;
 use super::{
-    S3Response, authorized_bucket, bypasses_governance, empty_response, meta_error, now_ms,
-    request_bucket, require_bucket_owner, version_header, version_param, xml_response,
+    S3Response, bypasses_governance, empty_response, meta_error, now_ms, request_bucket,
+    version_header, version_param, xml_response,
 };
-use crate::acl::Permission;
 use crate::app::App;
 use crate::meta::Command;
 use crate::meta::model::BucketRecord;
@@ -37,7 +36,6 @@ async fn lock_document(req: &mut S3Request) -> S3Result<bytes::Bytes> {
 
 pub async fn get_configuration(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     let config = bucket
         .settings
         .object_lock
@@ -51,7 +49,6 @@ pub async fn get_configuration(app: &App, req: &mut S3Request) -> S3Result<S3Res
 
 pub async fn put_configuration(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     let body = lock_document(req).await?;
     let config = object_lock::parse_configuration(&body)?;
     app.cluster
@@ -78,7 +75,7 @@ pub async fn get_retention(app: &App, req: &mut S3Request) -> S3Result<S3Respons
 }
 
 pub async fn put_retention(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     require_lock_enabled(&bucket)?;
     let key = req.key()?.to_string();
     let version_id = version_param(req)?;
@@ -92,7 +89,7 @@ pub async fn put_retention(app: &App, req: &mut S3Request) -> S3Result<S3Respons
             key: key.clone(),
             version_id,
             retention,
-            bypass_governance: bypasses_governance(req, &bucket),
+            bypass_governance: bypasses_governance(req, &key),
             now_ms: now,
         })
         .await
@@ -116,7 +113,7 @@ pub async fn get_legal_hold(app: &App, req: &mut S3Request) -> S3Result<S3Respon
 }
 
 pub async fn put_legal_hold(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     require_lock_enabled(&bucket)?;
     let key = req.key()?.to_string();
     let version_id = version_param(req)?;

@@ -12,10 +12,12 @@ mod list;
 mod lock;
 mod multipart;
 mod object;
+mod policy;
+mod public_access;
 mod tagging;
 mod versions;
 
-use crate::acl::{Permission, Requester};
+use crate::acl::Requester;
 use crate::app::App;
 use crate::meta::model::{BucketRecord, Extent};
 use crate::meta::query;
@@ -58,6 +60,16 @@ pub async fn dispatch(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         PutBucketCors => cors::put(app, req).await,
         DeleteBucketCors => cors::delete(app, req).await,
         CorsPreflight => cors::preflight(app, req).await,
+        GetBucketPolicy => policy::get(app, req).await,
+        PutBucketPolicy => policy::put(app, req).await,
+        DeleteBucketPolicy => policy::delete(app, req).await,
+        GetBucketPolicyStatus => policy::status(app, req).await,
+        GetPublicAccessBlock => public_access::get_block(app, req).await,
+        PutPublicAccessBlock => public_access::put_block(app, req).await,
+        DeletePublicAccessBlock => public_access::delete_block(app, req).await,
+        GetBucketOwnershipControls => public_access::get_ownership(app, req).await,
+        PutBucketOwnershipControls => public_access::put_ownership(app, req).await,
+        DeleteBucketOwnershipControls => public_access::delete_ownership(app, req).await,
         GetBucketAcl => acl::get_bucket_acl(app, req).await,
         PutBucketAcl => acl::put_bucket_acl(app, req).await,
         ListObjects => list::list_objects_v1(app, req).await,
@@ -178,49 +190,24 @@ pub fn require(allowed: bool) -> S3Result<()> {
     }
 }
 
-/// Loads the request's bucket, refusing it when `x-amz-expected-bucket-owner`
-/// names someone else.
+/// The request's bucket, as authorization loaded (and checked) it.
 pub async fn request_bucket(app: &App, req: &S3Request) -> S3Result<BucketRecord> {
-    let bucket = load_bucket(app, req.bucket()?).await?;
-    if let Some(expected) = req.header("x-amz-expected-bucket-owner")
-        && expected.trim() != bucket.owner.id
-    {
-        return Err(S3Error::new(S3ErrorCode::AccessDenied));
+    match req.access.bucket() {
+        Some(bucket) => Ok(bucket.clone()),
+        None => load_bucket(app, req.bucket()?).await,
     }
-    Ok(bucket)
-}
-
-/// Loads a bucket and checks the requester holds `permission` on it.
-pub async fn authorized_bucket(
-    app: &App,
-    req: &S3Request,
-    permission: Permission,
-) -> S3Result<BucketRecord> {
-    let bucket = request_bucket(app, req).await?;
-    require(bucket.acl.allows(req.requester(), permission))?;
-    Ok(bucket)
-}
-
-/// Some bucket operations belong to its owner alone, whatever the ACL grants.
-pub fn require_bucket_owner(req: &S3Request, bucket: &BucketRecord) -> S3Result<()> {
-    require(
-        req.requester()
-            .owner()
-            .is_some_and(|o| o.id == bucket.owner.id),
-    )
 }
 
 /// Replaces one of a bucket's settings (tags, default encryption, CORS
-/// rules), which only its owner may: `command` names the change for the
-/// bucket, and `status` is what S3 answers that call with.
-pub async fn set_owned_bucket_setting(
+/// rules, policy…): `command` names the change for the bucket, and
+/// `status` is what S3 answers that call with.
+pub async fn set_bucket_setting(
     app: &App,
     req: &S3Request,
     status: StatusCode,
     command: impl FnOnce(String) -> Command,
 ) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     app.cluster
         .write(command(bucket.name.clone()))
         .await
@@ -252,15 +239,14 @@ pub fn version_header(response: &mut S3Response, bucket: &BucketRecord, version_
 }
 
 /// Whether the requester may bypass GOVERNANCE retention: it must ask
-/// (`x-amz-bypass-governance-retention: true`) and be allowed, which without
-/// bucket policies means being the bucket's owner.
-pub fn bypasses_governance(req: &S3Request, bucket: &BucketRecord) -> bool {
+/// (`x-amz-bypass-governance-retention: true`) and be allowed — the bucket's
+/// owner, or whom its policy grants `s3:BypassGovernanceRetention`.
+pub fn bypasses_governance(req: &S3Request, key: &str) -> bool {
     req.header("x-amz-bypass-governance-retention")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
         && req
-            .requester()
-            .owner()
-            .is_some_and(|o| o.id == bucket.owner.id)
+            .access
+            .allows("s3:BypassGovernanceRetention", Some(key), None)
 }
 
 pub fn require_authenticated(req: &S3Request) -> S3Result<&crate::acl::Owner> {

@@ -10,10 +10,9 @@ use super::object::{
     write_condition, write_encryption,
 };
 use super::{
-    S3Response, authorized_bucket, check_key, discard_written, empty_response, meta_error, now_ms,
-    request_bucket, require, version_header, xml_response,
+    S3Response, check_key, discard_written, empty_response, meta_error, now_ms, request_bucket,
+    version_header, xml_response,
 };
-use crate::acl::Permission;
 use crate::app::App;
 use crate::auth::sigv4::uri_encode;
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
@@ -76,7 +75,7 @@ fn part_encryption(app: &App, req: &S3Request, upload: &UploadRecord) -> S3Resul
 }
 
 pub async fn create(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     check_key(&key)?;
     let mut meta = new_object_meta(app, req, &bucket)?;
@@ -198,7 +197,7 @@ async fn commit_part(
 
 pub async fn upload_part(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let number = part_number(req)?;
-    authorized_bucket(app, req, Permission::Write).await?;
+    request_bucket(app, req).await?;
     let upload = load_upload(app, req).await?;
     if let (Some(expected), Some(sent)) = (upload.checksum_algorithm, requested_checksum(req)?)
         && expected != sent
@@ -262,7 +261,7 @@ fn copy_range(value: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
 
 pub async fn upload_part_copy(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let number = part_number(req)?;
-    authorized_bucket(app, req, Permission::Write).await?;
+    request_bucket(app, req).await?;
     let upload = load_upload(app, req).await?;
     let encryption = part_encryption(app, req, &upload)?;
     let mut attempts = 0;
@@ -345,7 +344,7 @@ impl XmlPart {
 }
 
 pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     let upload_id = upload_id(req)?;
     // A completed upload is gone, but a retried completion of it must still
@@ -448,7 +447,7 @@ pub async fn complete(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 }
 
 pub async fn abort(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     let id = upload_id(req)?;
     app.cluster
@@ -463,7 +462,7 @@ pub async fn abort(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
 }
 
 pub async fn list_uploads(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Read).await?;
+    let bucket = request_bucket(app, req).await?;
     let max_uploads = req.count_param("max-uploads")?;
     let url = req
         .param("encoding-type")
@@ -555,7 +554,6 @@ pub async fn list_uploads(app: &App, req: &mut S3Request) -> S3Result<S3Response
 
 pub async fn list_parts(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require(bucket.acl.allows(req.requester(), Permission::Read))?;
     let upload = load_upload(app, req).await?;
     let marker = match req.int_param("part-number-marker")? {
         None => 0,

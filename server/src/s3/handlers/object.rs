@@ -5,15 +5,16 @@ use super::data::{
     pin_if_current, start_stream, store_stream,
 };
 use super::{
-    S3Response, authorized_bucket, check_key, delete_marker_error, discard_written, meta_error,
-    now_ms, request_bucket, require, version_header, version_param, xml_response,
+    S3Response, check_key, delete_marker_error, discard_written, meta_error, now_ms,
+    request_bucket, version_header, version_param, xml_response,
 };
-use crate::acl::{Acl, Owner, Permission, Requester};
+use crate::acl::{Acl, Owner, Requester};
 use crate::app::App;
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};
 use crate::crypto::{CustomerKey, KeySource};
 use crate::meta::model::{BucketRecord, NewObject, ObjectMeta, ObjectRecord};
 use crate::meta::{Command, WriteCondition, new_version_id, query};
+use crate::s3::access::ownership;
 use crate::s3::body::{BodyDigest, verified_body};
 use crate::s3::conditional::{Preconditions, check_read};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
@@ -114,12 +115,25 @@ pub fn new_object_meta(
     req: &S3Request,
     bucket: &crate::meta::model::BucketRecord,
 ) -> S3Result<ObjectMeta> {
-    let owner = requester_owner(req);
     let mut meta = object_meta_from_headers(req)?;
-    meta.acl = acl_from_headers(req, &owner, Some(&bucket.owner), &app.credentials)?
-        .unwrap_or_else(|| Acl::private(&owner));
+    let (owner, acl) = new_object_acl(app, req, bucket)?;
+    meta.acl = acl;
     meta.owner = owner;
     Ok(meta)
+}
+
+/// The owner and ACL of an object the request creates in `bucket`, as the
+/// bucket's Object Ownership and Block Public Access settings allow.
+pub fn new_object_acl(app: &App, req: &S3Request, bucket: &BucketRecord) -> S3Result<(Owner, Acl)> {
+    let canned = req.header("x-amz-acl");
+    let owner = ownership::new_object_owner(bucket, &requester_owner(req), canned);
+    let requested = acl_from_headers(req, &owner, Some(&bucket.owner), &app.credentials)?;
+    ownership::admit_acl(bucket, requested.as_ref(), canned)?;
+    let acl = match requested {
+        Some(acl) if !bucket.settings.acls_disabled() => acl,
+        _ => Acl::private(&owner),
+    };
+    Ok((owner, acl))
 }
 
 /// The encryption of a new object in `bucket`, as its request asks (or the
@@ -150,7 +164,7 @@ pub fn write_response(
 }
 
 pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     check_key(&key)?;
     let modified_ms = now_ms();
@@ -260,7 +274,7 @@ async fn readable_object_with_inline(
         None => (None, Vec::new()),
     };
     let Some(object) = object else {
-        require(bucket.acl.allows(req.requester(), Permission::Read))?;
+        req.access.check_missing()?;
         return Err(match version {
             Some(v) => S3Error::new(S3ErrorCode::NoSuchVersion)
                 .detail("Key", &key)
@@ -270,10 +284,10 @@ async fn readable_object_with_inline(
         });
     };
     if object.delete_marker {
-        require(bucket.acl.allows(req.requester(), Permission::Read))?;
+        req.access.check_missing()?;
         return Err(delete_marker_error(version.is_some(), &object.version_id));
     }
-    require(object.meta.acl.allows(req.requester(), Permission::Read))?;
+    req.access.check_object(&object.meta.acl)?;
     Ok((bucket, object, inline_data))
 }
 

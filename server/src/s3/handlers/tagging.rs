@@ -2,10 +2,9 @@
 
 use super::object::readable_object;
 use super::{
-    S3Response, authorized_bucket, empty_response, meta_error, request_bucket,
-    require_bucket_owner, set_owned_bucket_setting, version_header, version_param, xml_response,
+    S3Response, empty_response, meta_error, request_bucket, set_bucket_setting, version_header,
+    version_param, xml_response,
 };
-use crate::acl::Permission;
 use crate::app::App;
 use crate::meta::Command;
 use crate::meta::model::Tag;
@@ -30,7 +29,7 @@ async fn set_object_tags(
     tags: Vec<Tag>,
     status: StatusCode,
 ) -> S3Result<S3Response> {
-    let bucket = authorized_bucket(app, req, Permission::Write).await?;
+    let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     let version_id = version_param(req)?;
     let outcome = app
@@ -51,6 +50,8 @@ async fn set_object_tags(
 pub async fn put_object(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let body = read_small(req, MAX_DOCUMENT).await?;
     let tags = tags::from_xml(&body, MAX_OBJECT_TAGS)?;
+    // Policies on `s3:RequestObjectTag/…` can only be judged now.
+    req.access.check_request_tags(&tags)?;
     set_object_tags(app, req, tags, StatusCode::OK).await
 }
 
@@ -60,7 +61,6 @@ pub async fn delete_object(app: &App, req: &mut S3Request) -> S3Result<S3Respons
 
 pub async fn get_bucket(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     let tags = bucket
         .settings
         .tags
@@ -72,7 +72,7 @@ pub async fn get_bucket(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
 pub async fn put_bucket(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let body = read_small(req, MAX_DOCUMENT).await?;
     let tags = tags::from_xml(&body, MAX_BUCKET_TAGS)?;
-    set_owned_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
+    set_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
         Command::SetBucketTags {
             name,
             tags: Some(tags),
@@ -82,7 +82,7 @@ pub async fn put_bucket(app: &App, req: &mut S3Request) -> S3Result<S3Response> 
 }
 
 pub async fn delete_bucket(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
-    set_owned_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
+    set_bucket_setting(app, req, StatusCode::NO_CONTENT, |name| {
         Command::SetBucketTags { name, tags: None }
     })
     .await

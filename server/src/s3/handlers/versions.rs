@@ -1,8 +1,6 @@
 //! GetBucketVersioning and PutBucketVersioning.
 
-use super::{
-    S3Response, empty_response, meta_error, request_bucket, require_bucket_owner, xml_response,
-};
+use super::{S3Response, empty_response, meta_error, request_bucket, xml_response};
 use crate::app::App;
 use crate::meta::Command;
 use crate::meta::model::Versioning;
@@ -15,7 +13,6 @@ use serde::Deserialize;
 
 pub async fn get_versioning(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     let mut w = XmlWriter::root("VersioningConfiguration");
     // A bucket that was never versioned has no Status element.
     match bucket.settings.versioning {
@@ -37,7 +34,6 @@ struct VersioningConfiguration {
 
 pub async fn put_versioning(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
-    require_bucket_owner(req, &bucket)?;
     let body = read_small(req, 64 * 1024).await?;
     let config: VersioningConfiguration = xml::parse(&body, "VersioningConfiguration")?;
     match config.mfa_delete.as_deref().map(str::trim) {
