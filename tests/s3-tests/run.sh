@@ -46,7 +46,7 @@ markers="not bucket_logging
  and not session_policy and not group and not group_policy and not abac_test
  and not test_of_sts and not webidentity_test and not appendobject
  and not fails_on_aws and not fails_on_rgw"
-names="not post_object and not torrent
+names="not torrent
  and not lifecycle and not website and not logging
  and not restore and not select and not notif
  and not put_acl_mtime and not x_amz_expires_not_expired

@@ -4,6 +4,7 @@
 
 pub mod chunked;
 mod credentials;
+pub mod form;
 pub mod sigv2;
 pub mod sigv4;
 

@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod headers;
 pub mod object_lock;
 pub mod operation;
+pub mod post_policy;
 pub mod range;
 pub mod request;
 pub mod service;

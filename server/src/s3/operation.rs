@@ -58,6 +58,7 @@ operations! {
     ListMultipartUploads,
     DeleteObjects,
     PutObject,
+    PostObject,
     CopyObject,
     GetObject,
     HeadObject,
@@ -198,7 +199,7 @@ pub fn classify(shape: &RequestShape) -> Result<Operation, S3Error> {
             Method::HEAD => Ok(HeadBucket),
             Method::DELETE => Ok(DeleteBucket),
             Method::POST if shape.has("delete") => Ok(DeleteObjects),
-            Method::POST => Err(not_implemented("POST object (browser form upload)")),
+            Method::POST => Ok(PostObject),
             _ => Err(method_not_allowed(method)),
         };
     }

@@ -233,10 +233,14 @@ where
     if let Err(e) = app.cluster.read_barrier().await {
         return (Some(operation), Err(handlers::meta_error(e, "", None)));
     }
-    request.access = match crate::s3::access::authorize(app, &request).await {
-        Ok(access) => access,
-        Err(e) => return (Some(operation), Err(e)),
-    };
+    // A form upload says who sends it inside its body: its handler
+    // authorizes once the form is read.
+    if operation != Operation::PostObject {
+        request.access = match crate::s3::access::authorize(app, &request).await {
+            Ok(access) => access,
+            Err(e) => return (Some(operation), Err(e)),
+        };
+    }
     tracing::debug!(operation = operation.name(), "dispatching");
     let result = handlers::dispatch(app, &mut request).await;
     (Some(operation), result)

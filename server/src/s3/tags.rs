@@ -73,6 +73,21 @@ fn form_decode(s: &str) -> S3Result<String> {
         .map_err(|_| S3Error::invalid_argument("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."))
 }
 
+/// Tags as an `x-amz-tagging` header value (a URL query string).
+pub fn to_header(tags: &[Tag]) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    tags.iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(&t.key, NON_ALPHANUMERIC),
+                utf8_percent_encode(&t.value, NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// The tags an `x-amz-tagging: k1=v1&k2=v2` header asks for, validated.
 pub fn from_header(value: &str) -> S3Result<Vec<Tag>> {
     let mut tags = Vec::new();

@@ -75,7 +75,7 @@ pub fn requirement(operation: Operation, versioned: bool) -> Requirement {
         ListObjectVersions => ("s3:ListBucketVersions", Bucket(Read)),
         ListMultipartUploads => ("s3:ListBucketMultipartUploads", Bucket(Read)),
         DeleteObjects => ("s3:DeleteObject", PerKey(Write)),
-        PutObject | CopyObject => ("s3:PutObject", Bucket(Write)),
+        PutObject | CopyObject | PostObject => ("s3:PutObject", Bucket(Write)),
         CreateMultipartUpload | UploadPart | UploadPartCopy | CompleteMultipartUpload => {
             ("s3:PutObject", Bucket(Write))
         }

@@ -13,6 +13,7 @@ mod lock;
 mod multipart;
 mod object;
 mod policy;
+mod post;
 mod public_access;
 mod tagging;
 mod versions;
@@ -77,6 +78,7 @@ pub async fn dispatch(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         ListObjectVersions => list::list_object_versions(app, req).await,
         DeleteObjects => delete::delete_objects(app, req).await,
         PutObject => object::put(app, req).await,
+        PostObject => post::post_object(app, req).await,
         GetObject => object::get(app, req, false).await,
         HeadObject => object::get(app, req, true).await,
         DeleteObject => delete::delete_object(app, req).await,

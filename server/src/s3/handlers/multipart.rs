@@ -6,7 +6,7 @@
 use super::copy::load_copy_source;
 use super::data::{StoredBody, extents_stream, pin_if_current, store_stream};
 use super::object::{
-    count_received, full_object_checksum, new_object_meta, open_object, store_body,
+    count_received, full_object_checksum, new_object_meta, open_object, require_length, store_body,
     write_condition, write_encryption,
 };
 use super::{
@@ -210,6 +210,7 @@ pub async fn upload_part(app: &App, req: &mut S3Request) -> S3Result<S3Response>
     }
     let encryption = part_encryption(app, req, &upload)?;
     let max = MAX_PART_SIZE.min(app.config.limits.max_object_size.0);
+    require_length(req)?;
     let stored = store_body(
         app,
         req,

@@ -60,7 +60,7 @@ pub fn write_condition(req: &S3Request) -> S3Result<WriteCondition> {
 /// An object or part body needs a length, an aws-chunked decoded length or
 /// HTTP chunked framing: without any, AWS answers 411 rather than storing
 /// an empty object.
-fn require_length(req: &S3Request) -> S3Result<()> {
+pub fn require_length(req: &S3Request) -> S3Result<()> {
     let framed = req.header("content-length").is_some()
         || req.header("x-amz-decoded-content-length").is_some()
         || req.header("transfer-encoding").is_some();
@@ -71,7 +71,8 @@ fn require_length(req: &S3Request) -> S3Result<()> {
     }
 }
 
-/// Streams a request body into a new blob, encrypted as `encryption` says.
+/// Streams a request body into a new blob, encrypted as `encryption` says
+/// (the caller has checked its framing with [`require_length`]).
 pub async fn store_body(
     app: &App,
     req: &mut S3Request,
@@ -80,7 +81,6 @@ pub async fn store_body(
     encryption: &WriteEncryption,
     class: &str,
 ) -> S3Result<StoredBody> {
-    require_length(req)?;
     let (stream, slot) = verified_body(req, max_len, default_checksum)?;
     store_stream(app, count_received(app, stream), slot, encryption, class).await
 }
@@ -164,6 +164,13 @@ pub fn write_response(
 }
 
 pub async fn put(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
+    require_length(req)?;
+    write_object(app, req).await
+}
+
+/// PutObject once its body is known to be framed: from headers, or from a
+/// browser form turned into them (POST Object).
+pub async fn write_object(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
     let bucket = request_bucket(app, req).await?;
     let key = req.key()?.to_string();
     check_key(&key)?;
