@@ -42,6 +42,7 @@ pub struct Config {
     pub multipart: MultipartConfig,
     pub cluster: ClusterConfig,
     pub encryption: EncryptionConfig,
+    pub lifecycle: LifecycleConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -348,6 +349,27 @@ impl Default for MultipartConfig {
         MultipartConfig {
             min_part_size: ByteSize(5 * 1024 * 1024),
             upload_expiry_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// The lifecycle worker: how often it applies buckets' expiration rules,
+/// and (for tests) how long a lifecycle "day" lasts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Seconds between passes over the buckets that have rules.
+    pub interval_secs: u64,
+    /// A lifecycle day of this many seconds instead of 86400, with no
+    /// rounding to midnight; 0 means real days. For tests only.
+    pub debug_day_secs: u64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            interval_secs: 3600,
+            debug_day_secs: 0,
         }
     }
 }
@@ -890,6 +912,9 @@ impl Config {
         }
         if self.multipart.min_part_size.0 == 0 {
             return invalid("multipart.min_part_size", "must be above zero".into());
+        }
+        if self.lifecycle.interval_secs == 0 {
+            return invalid("lifecycle.interval_secs", "must be above zero".into());
         }
         if self.multipart.upload_expiry_secs == 0 {
             return invalid("multipart.upload_expiry_secs", "must be above zero".into());

@@ -20,6 +20,7 @@ const SECTIONS: &[&str] = &[
     "multipart",
     "cluster",
     "encryption",
+    "lifecycle",
 ];
 
 #[derive(Debug, thiserror::Error)]

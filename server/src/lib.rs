@@ -12,6 +12,7 @@ pub mod checksum;
 pub mod cluster;
 pub mod crypto;
 pub mod http;
+pub mod lifecycle;
 pub mod logging;
 pub mod meta;
 pub mod metrics;

@@ -20,6 +20,12 @@ pub struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LifecycleLabels {
+    /// `expired`, `noncurrent_removed`, `marker_removed`, `upload_aborted`, `skipped`.
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackendLabels {
     pub backend: String,
     pub kind: String,
@@ -38,6 +44,7 @@ pub struct Metrics {
     pub objects: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub stored_bytes: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub orphans_removed: Counter<u64, AtomicU64>,
+    pub lifecycle_actions: Family<LifecycleLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,6 +77,12 @@ impl Metrics {
         let objects = Gauge::default();
         let stored_bytes = Gauge::default();
         let orphans_removed = Counter::default();
+        let lifecycle_actions = Family::<LifecycleLabels, Counter>::default();
+        registry.register(
+            "lifecycle_actions",
+            "What the lifecycle worker did, by action",
+            lifecycle_actions.clone(),
+        );
         let backend_up = Family::<BackendLabels, Gauge>::default();
         registry.register(
             "backend_up",
@@ -125,6 +138,7 @@ impl Metrics {
             objects,
             stored_bytes,
             orphans_removed,
+            lifecycle_actions,
         }
     }
 

@@ -78,7 +78,7 @@ def test_head_never_has_a_body(server, s3, bucket):
     assert r.status == 200 and r.body == b"" and r.header("content-length") == "10"
 
 
-@pytest.mark.parametrize("sub", ["lifecycle", "website", "replication"])
+@pytest.mark.parametrize("sub", ["website", "replication", "logging"])
 def test_unsupported_bucket_subresources(signed, bucket, sub):
     start = time.monotonic()
     r = signed("GET", f"/{bucket}", query=sub)

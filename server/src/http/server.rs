@@ -34,6 +34,7 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     sweeper: tokio::task::JoinHandle<()>,
+    lifecycle: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -51,6 +52,7 @@ impl RunningServer {
             let _ = task.await;
         }
         self.sweeper.abort();
+        self.lifecycle.abort();
         self.app.cluster.shutdown().await;
     }
 
@@ -117,6 +119,7 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
         "ops",
     ));
     let sweeper = crate::sweep::spawn(app.clone());
+    let lifecycle = crate::lifecycle::spawn(app.clone());
     tracing::info!(%s3_addr, %ops_addr, backend = app.blobs.name(), "listening");
     Ok(RunningServer {
         s3_addr,
@@ -125,6 +128,7 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
         shutdown,
         tasks: vec![s3_task, ops_task],
         sweeper,
+        lifecycle,
     })
 }
 

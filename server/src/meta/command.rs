@@ -180,6 +180,11 @@ pub enum Command {
         name: String,
         ownership: Option<super::model::ObjectOwnership>,
     },
+    /// Put/DeleteBucketLifecycleConfiguration.
+    SetBucketLifecycle {
+        name: String,
+        rules: Option<Vec<super::model::LifecycleRule>>,
+    },
 }
 
 /// A blob's bytes carried in a command.
@@ -374,6 +379,12 @@ pub fn apply(tx: &Transaction, command: &Command) -> Result<Outcome, MetaError> 
         Command::SetPublicAccessBlock { name, block } => {
             update_settings(tx, name, |settings| {
                 settings.public_access_block = *block;
+                Ok(())
+            })?;
+        }
+        Command::SetBucketLifecycle { name, rules } => {
+            update_settings(tx, name, |settings| {
+                settings.lifecycle = rules.clone();
                 Ok(())
             })?;
         }

@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod holders;
+pub mod lifecycle;
 pub mod lock;
 pub mod model;
 mod multipart;

@@ -43,6 +43,55 @@ pub struct BucketSettings {
     /// Who owns new objects and whether ACLs count (OwnershipControls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership: Option<ObjectOwnership>,
+    /// Expiration rules (PutBucketLifecycleConfiguration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Vec<LifecycleRule>>,
+}
+
+/// One lifecycle rule, as PutBucketLifecycleConfiguration gave it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    pub id: String,
+    pub enabled: bool,
+    #[serde(default)]
+    pub filter: LifecycleFilter,
+    /// Current versions expire this many days after they were written…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_days: Option<u32>,
+    /// …or from this date (midnight UTC, in milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_date_ms: Option<i64>,
+    /// Delete markers with no versions left behind them are removed.
+    #[serde(default)]
+    pub expired_object_delete_marker: bool,
+    /// Noncurrent versions are removed this many days after they became so…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noncurrent_days: Option<u32>,
+    /// …except the newest this many of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer_noncurrent_versions: Option<u32>,
+    /// Multipart uploads are aborted this many days after they began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_upload_days: Option<u32>,
+}
+
+/// Which objects a lifecycle rule applies to: all conditions must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleFilter {
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_greater_than: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_less_than: Option<u64>,
+    /// Given as `<Filter>` (rendered back so) rather than a bare `<Prefix>`.
+    #[serde(default)]
+    pub as_filter: bool,
+    /// Given inside `<And>`.
+    #[serde(default)]
+    pub as_and: bool,
 }
 
 impl BucketSettings {

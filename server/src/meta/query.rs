@@ -20,7 +20,7 @@ pub fn decode_acl(json: &str) -> Result<Acl, MetaError> {
     serde_json::from_str(json).map_err(|e| MetaError::Corrupt(format!("acl: {e}")))
 }
 
-fn decode_meta(json: &str) -> Result<ObjectMeta, MetaError> {
+pub fn decode_meta(json: &str) -> Result<ObjectMeta, MetaError> {
     serde_json::from_str(json).map_err(|e| MetaError::Corrupt(format!("object meta: {e}")))
 }
 

@@ -88,6 +88,7 @@ s3_codes! {
     InvalidRetentionPeriod => StatusCode::BAD_REQUEST, "The retention period must be a positive integer value.";
     ServerSideEncryptionConfigurationNotFoundError => StatusCode::NOT_FOUND, "The server side encryption configuration was not found";
     InvalidEncryptionAlgorithmError => StatusCode::BAD_REQUEST, "The Encryption request you specified is not valid. Supported value: AES256.";
+    NoSuchLifecycleConfiguration => StatusCode::NOT_FOUND, "The lifecycle configuration does not exist";
     MalformedPOSTRequest => StatusCode::BAD_REQUEST, "The body of your POST request is not well-formed multipart/form-data.";
     InvalidPolicyDocument => StatusCode::BAD_REQUEST, "The content of the form does not meet the conditions specified in the policy document.";
     MalformedPolicy => StatusCode::BAD_REQUEST, "Policies must be valid JSON and the first byte must be '{'";

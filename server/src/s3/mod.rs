@@ -8,6 +8,7 @@ pub mod cors;
 pub mod error;
 pub mod handlers;
 pub mod headers;
+pub mod lifecycle;
 pub mod object_lock;
 pub mod operation;
 pub mod post_policy;

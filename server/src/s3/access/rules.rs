@@ -59,6 +59,8 @@ pub fn requirement(operation: Operation, versioned: bool) -> Requirement {
         GetBucketCors => ("s3:GetBucketCORS", BucketOwner),
         PutBucketCors | DeleteBucketCors => ("s3:PutBucketCORS", BucketOwner),
         CorsPreflight => ("", Open),
+        GetBucketLifecycle => ("s3:GetLifecycleConfiguration", BucketOwner),
+        PutBucketLifecycle | DeleteBucketLifecycle => ("s3:PutLifecycleConfiguration", BucketOwner),
         GetBucketPolicy => ("s3:GetBucketPolicy", BucketOwner),
         PutBucketPolicy => ("s3:PutBucketPolicy", BucketOwner),
         DeleteBucketPolicy => ("s3:DeleteBucketPolicy", BucketOwner),

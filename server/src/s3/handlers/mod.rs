@@ -8,6 +8,7 @@ pub mod cors;
 mod data;
 mod delete;
 mod encryption;
+mod lifecycle;
 mod list;
 mod lock;
 mod multipart;
@@ -61,6 +62,9 @@ pub async fn dispatch(app: &App, req: &mut S3Request) -> S3Result<S3Response> {
         PutBucketCors => cors::put(app, req).await,
         DeleteBucketCors => cors::delete(app, req).await,
         CorsPreflight => cors::preflight(app, req).await,
+        GetBucketLifecycle => lifecycle::get(app, req).await,
+        PutBucketLifecycle => lifecycle::put(app, req).await,
+        DeleteBucketLifecycle => lifecycle::delete(app, req).await,
         GetBucketPolicy => policy::get(app, req).await,
         PutBucketPolicy => policy::put(app, req).await,
         DeleteBucketPolicy => policy::delete(app, req).await,

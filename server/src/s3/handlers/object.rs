@@ -217,6 +217,13 @@ pub async fn write_object(app: &App, req: &mut S3Request) -> S3Result<S3Response
     };
 
     let mut response = write_response(&bucket, outcome.version_id.as_deref(), &meta);
+    expiration_header(
+        &mut response,
+        &bucket,
+        (&key, stored.digest.len),
+        &meta.tags,
+        modified_ms,
+    );
     let headers = response.headers_mut();
     insert(headers, "etag", &stored.etag);
     if stored.digest.checksum_from_client
@@ -519,7 +526,39 @@ pub async fn get(app: &App, req: &mut S3Request, head: bool) -> S3Result<S3Respo
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     version_header(&mut response, &bucket, Some(&object.version_id));
+    if object.is_latest {
+        expiration_header(
+            &mut response,
+            &bucket,
+            (&object.key, object.size),
+            &object.meta.tags,
+            object.modified_ms,
+        );
+    }
     Ok(response)
+}
+
+/// `x-amz-expiration` when a lifecycle rule will expire the current
+/// version `(key, size)` with `tags`, written at `modified_ms`.
+pub fn expiration_header(
+    response: &mut S3Response,
+    bucket: &BucketRecord,
+    (key, size): (&str, u64),
+    tags: &[crate::meta::model::Tag],
+    modified_ms: i64,
+) {
+    let Some(rules) = bucket.settings.lifecycle.as_deref() else {
+        return;
+    };
+    // In real days even when a debug day is set: the header states the
+    // rule as configured (RGW and s3-tests read it so).
+    let day = crate::meta::lifecycle::DAY_MS;
+    if let Some(value) =
+        crate::s3::lifecycle::expiration_header(rules, key, size, tags, modified_ms, day)
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        response.headers_mut().insert("x-amz-expiration", value);
+    }
 }
 
 const OBJECT_ATTRIBUTES: [&str; 5] = [
