@@ -1,5 +1,6 @@
 """Browser form uploads (POST Object): boto3's generate_presigned_post
-(SigV4) and hand-built SigV2 forms posted as multipart/form-data, policy
+(SigV4) and hand-built SigV2 forms posted as multipart/form-data by
+`requests` as a browser would, policy
 conditions, anonymous uploads a policy or ACL allows, the success_action_*
 fields, metadata, tags, encryption and checksums carried as form fields."""
 
@@ -13,16 +14,28 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-import urllib3
+import requests
 
 from conftest import ROOT_KEY, ROOT_SECRET
 
-http = urllib3.PoolManager(retries=False, timeout=30)
+
+class Answer:
+    """A response, as the tests read it."""
+
+    def __init__(self, r: requests.Response):
+        self.status, self.data, self.headers = r.status_code, r.content, r.headers
 
 
-def post(server, bucket, fields, file=b"hello", filename="f.txt", redirect=False):
-    form = list(fields.items()) + [("file", (filename, file, "application/octet-stream"))]
-    return http.request("POST", f"{server.endpoint}/{bucket}", fields=form, redirect=redirect)
+def send(server, bucket, **kwargs) -> Answer:
+    kwargs.setdefault("allow_redirects", False)
+    return Answer(requests.post(f"{server.endpoint}/{bucket}", timeout=30, **kwargs))
+
+
+def post(server, bucket, fields, file=b"hello", filename="f.txt") -> Answer:
+    """The form a browser sends: fields in order, the file last."""
+    form = [(k, (None, v)) for k, v in fields.items()]
+    form.append(("file", (filename, file, "application/octet-stream")))
+    return send(server, bucket, files=form)
 
 
 def code(r) -> str:
@@ -146,11 +159,11 @@ def test_anonymous_posts_need_a_grant(server, s3, bucket):
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", None])
 def test_a_post_that_is_not_a_form_is_refused(server, bucket, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
-    r = http.request("POST", f"{server.endpoint}/{bucket}", body=b"key=x", headers=headers)
+    r = send(server, bucket, data=b"key=x", headers=headers)
     assert (r.status, code(r)) == (412, "PreconditionFailed")
 
 
 def test_a_form_without_a_file_is_refused(server, s3, bucket):
     form = presigned(s3, bucket, "k")
-    r = http.request("POST", f"{server.endpoint}/{bucket}", fields=list(form["fields"].items()))
+    r = send(server, bucket, files=[(k, (None, v)) for k, v in form["fields"].items()])
     assert (r.status, code(r)) == (400, "InvalidArgument")
