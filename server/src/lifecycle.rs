@@ -6,6 +6,7 @@
 //! counted in `bleepstore_lifecycle_actions` and logged per bucket.
 
 use crate::app::App;
+use crate::cluster::proposal::now_ms;
 use crate::meta::Command;
 use crate::meta::command::{DeleteCondition, DeleteEntry, NewMarker};
 use crate::meta::lifecycle::{
@@ -15,7 +16,7 @@ use crate::meta::model::BucketRecord;
 use crate::meta::new_version_id;
 use crate::metrics::LifecycleLabels;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Versions read per scan step, and deletes per command.
 const PAGE: usize = 1000;
@@ -26,13 +27,6 @@ pub fn day_ms(app: &App) -> i64 {
         0 => DAY_MS,
         secs => (secs as i64).saturating_mul(1000),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// How many of each action one pass took.

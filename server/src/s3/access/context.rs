@@ -123,11 +123,8 @@ pub fn add_existing_tags(keys: &mut Keys, tags: &[Tag]) {
     }
 }
 
-/// `x-amz-tagging` is a URL query string; malformed pairs are skipped here
-/// (the handler refuses them).
+/// `x-amz-tagging`, decoded as the write itself decodes it; a malformed
+/// header offers no tags here (the handler refuses it).
 fn parse_tagging_header(value: &str) -> Vec<Tag> {
-    crate::auth::sigv4::parse_query(value)
-        .into_iter()
-        .map(|(key, value)| Tag { key, value })
-        .collect()
+    crate::s3::tags::from_header(value).unwrap_or_default()
 }

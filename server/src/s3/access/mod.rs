@@ -18,7 +18,7 @@ use crate::meta::model::{BucketRecord, Tag};
 use crate::meta::query;
 use crate::policy::{Decision, Policy, Principal, RequestContext};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
-use crate::s3::handlers::meta_error;
+use crate::s3::handlers::{load_bucket, meta_error};
 use crate::s3::operation::Operation;
 use crate::s3::request::S3Request;
 use context::Keys;
@@ -69,15 +69,10 @@ fn parsed_policy(bucket: &BucketRecord) -> Option<Arc<Policy>> {
 
 pub async fn authorize(app: &App, req: &S3Request) -> S3Result<Access> {
     let requirement = requirement(req.operation, req.has_param("versionId"));
-    let requester = req.requester().clone();
     let mut access = Access {
         requirement,
-        requester,
-        bucket: None,
         key: req.target.key.clone(),
-        policy: None,
-        keys: Keys::new(),
-        policy_allowed: false,
+        ..Access::none(req.requester().clone())
     };
     match requirement.acl {
         AclCheck::Open => return Ok(access),
@@ -135,14 +130,7 @@ pub async fn authorize(app: &App, req: &S3Request) -> S3Result<Access> {
 /// The request's bucket, refused when `x-amz-expected-bucket-owner` names
 /// someone else.
 async fn load_request_bucket(app: &App, req: &S3Request) -> S3Result<BucketRecord> {
-    let name = req.bucket()?.to_string();
-    let lookup = name.clone();
-    let bucket = app
-        .meta
-        .lookup(move |c| query::get_bucket(c, &lookup))
-        .await
-        .map_err(|e| meta_error(e, &name, None))?
-        .ok_or_else(|| S3Error::no_such_bucket(&name))?;
+    let bucket = load_bucket(app, req.bucket()?).await?;
     if let Some(expected) = req.header("x-amz-expected-bucket-owner")
         && expected.trim() != bucket.owner.id
     {

@@ -188,14 +188,6 @@ pub async fn load_bucket(app: &App, name: &str) -> S3Result<BucketRecord> {
         .ok_or_else(|| S3Error::no_such_bucket(name))
 }
 
-pub fn require(allowed: bool) -> S3Result<()> {
-    if allowed {
-        Ok(())
-    } else {
-        Err(S3Error::new(S3ErrorCode::AccessDenied))
-    }
-}
-
 /// The request's bucket, as authorization loaded (and checked) it.
 pub async fn request_bucket(app: &App, req: &S3Request) -> S3Result<BucketRecord> {
     match req.access.bucket() {
