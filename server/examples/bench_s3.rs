@@ -647,6 +647,9 @@ fn main() {
         let mut setup = start_setup(&args, name);
         let pids = pids(&setup);
         let idle_rss: u64 = pids.iter().map(|&p| status_kib(p, "VmRSS:")).sum();
+        // RSS also counts the pages of the executable mapped in (shared,
+        // reclaimable page cache); the private part is the process's own.
+        let idle_private: u64 = pids.iter().map(|&p| status_kib(p, "RssAnon:")).sum();
         let ports: Arc<Vec<u16>> = Arc::new(setup.servers.iter().map(|s| s.s3_port).collect());
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
@@ -738,9 +741,10 @@ fn main() {
             repair_interference(&args, &mut setup, &runtime, load);
         }
         println!(
-            "{name}: first answer {:.1} ms after start; RSS idle {:.1} MiB, peak under load {:.1} MiB ({} process{})",
+            "{name}: first answer {:.1} ms after start; RSS idle {:.1} MiB ({:.1} MiB private), peak under load {:.1} MiB ({} process{})",
             setup.first_answer.as_secs_f64() * 1e3,
             idle_rss as f64 / 1024.0,
+            idle_private as f64 / 1024.0,
             peak_rss as f64 / 1024.0,
             pids.len(),
             if pids.len() == 1 { "" } else { "es" }

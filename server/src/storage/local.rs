@@ -1,15 +1,15 @@
 //! Blobs as files: `blobs/<aa>/<bb>/<id>`, written under `tmp/` first, then
 //! fsynced and renamed, so a blob is either whole or absent after a crash.
+//! The temp file is written around the page cache (`direct_write`).
 
-use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError, blocking};
+use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError, blocking, direct_write};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-const WRITE_BUFFER: usize = 1 << 20;
 const READ_CHUNK: usize = 256 * 1024;
 
 pub struct LocalBlobStore {
@@ -30,28 +30,13 @@ impl LocalBlobStore {
         let s = id.key();
         self.blobs.join(&s[0..2]).join(&s[2..4]).join(s)
     }
-
-    async fn write_temp(&self, path: &Path, mut body: BodyStream) -> Result<u64, StorageError> {
-        let file = tokio::fs::File::create(path).await?;
-        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut written = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(StorageError::Body)?;
-            writer.write_all(&chunk).await?;
-            written += chunk.len() as u64;
-        }
-        writer.flush().await?;
-        let file = writer.into_inner();
-        file.sync_all().await?;
-        Ok(written)
-    }
 }
 
 #[async_trait]
 impl BlobStore for LocalBlobStore {
     async fn put(&self, id: &BlobId, body: BodyStream) -> Result<u64, StorageError> {
         let temp = self.tmp.join(format!("{}.part", id.key()));
-        let written = match self.write_temp(&temp, body).await {
+        let written = match direct_write::write_file(&temp, body).await {
             Ok(n) => n,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&temp).await;

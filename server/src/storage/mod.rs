@@ -4,6 +4,7 @@
 //! User keys never reach the backend, so no key can name a path.
 
 pub mod conformance;
+mod direct_write;
 mod local;
 mod memory;
 pub mod pins;
