@@ -98,7 +98,8 @@ impl Target {
         match direct {
             Ok(file) => Ok(Target { file, direct: true }),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                // The file system refused the flag (before creating anything).
+                // The file system refused the flag; the file may exist by
+                // now, and is opened again (and emptied) without it.
                 let file = std::fs::OpenOptions::new()
                     .write(true)
                     .create(true)
@@ -133,7 +134,7 @@ impl Target {
 /// Who holds the file: nobody (between writes) or a write in flight.
 enum Writer {
     Idle(Target),
-    Busy(tokio::task::JoinHandle<std::io::Result<(Target, AlignedBuf)>>),
+    Busy(tokio::task::JoinHandle<Result<(Target, AlignedBuf), StorageError>>),
 }
 
 impl Writer {
@@ -141,9 +142,7 @@ impl Writer {
     async fn reclaim(self) -> Result<(Target, AlignedBuf), StorageError> {
         match self {
             Writer::Idle(target) => Ok((target, AlignedBuf::take())),
-            Writer::Busy(task) => Ok(task
-                .await
-                .map_err(|e| StorageError::Io(std::io::Error::other(e)))??),
+            Writer::Busy(task) => super::joined(task).await,
         }
     }
 
@@ -195,13 +194,8 @@ mod tests {
     use super::*;
 
     async fn write(path: &Path, pieces: Vec<Vec<u8>>) -> u64 {
-        let body = futures::stream::iter(
-            pieces
-                .into_iter()
-                .map(|p| Ok(bytes::Bytes::from(p)))
-                .collect::<Vec<_>>(),
-        )
-        .boxed();
+        let body =
+            futures::stream::iter(pieces.into_iter().map(|p| Ok(bytes::Bytes::from(p)))).boxed();
         write_file(path, body).await.expect("written")
     }
 

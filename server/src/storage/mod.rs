@@ -146,8 +146,15 @@ pub enum StorageError {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(f)
-        .await
+    joined(tokio::task::spawn_blocking(f)).await
+}
+
+/// Waits for a spawned task; one that panicked or was cancelled is an I/O
+/// error.
+async fn joined<T>(
+    task: tokio::task::JoinHandle<Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    task.await
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
 }
 

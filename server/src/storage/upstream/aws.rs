@@ -7,7 +7,7 @@ use super::{
     CONNECT_TIMEOUT, Head, PARTS_IN_FLIGHT, Parts, READ_TIMEOUT, blob_of, object_key, read_head,
     redact,
 };
-use crate::storage::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError};
+use crate::storage::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError, joined};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -321,13 +321,6 @@ where
     } else {
         StorageError::Upstream { backend, reason }
     }
-}
-
-async fn joined(
-    task: tokio::task::JoinHandle<Result<CompletedPart, StorageError>>,
-) -> Result<CompletedPart, StorageError> {
-    task.await
-        .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
 }
 
 /// The HTTP status the upstream answered with, if it answered.
