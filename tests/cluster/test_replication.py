@@ -209,6 +209,31 @@ def test_writes_fail_with_503_when_fewer_than_a_quorum_take_them(make_cluster):
     verify(cluster.nodes[2], bucket, objects)
 
 
+def test_writes_route_around_a_down_target_and_the_repair_moves_the_copy_back(make_cluster):
+    cluster = make_cluster().start(5, replication_factor=3, **FAST)
+    bucket = unique_bucket()
+    writer = cluster.leader()
+    writer.s3.create_bucket(Bucket=bucket)
+    down = next(n for n in cluster.followers() if n.id != writer.id)
+    down.stop(signal.SIGKILL)
+    live = [n for n in cluster.nodes.values() if n is not down]
+    # The leader's heartbeats find the node gone within a heartbeat or two.
+    time.sleep(1.5)
+    objects = put_objects(writer, bucket, 12, 128 * 1024)
+    # Every blob still got all three copies: the writes whose placement
+    # names the down node went to the next-ranked live member instead (the
+    # repair alone would only ever copy to the down node itself).
+    wait_for("three copies of each blob on the live nodes",
+             lambda: len(copies(live)) == 12 and set(copies(live).values()) == {3}, 20, interval=0.3)
+    for node in live:
+        verify(node, bucket, objects)
+    # Back, the node gets the copies its placement names and the stand-ins'
+    # copies go: exactly three of each, each on its placement.
+    down.start()
+    wait_replicated(cluster, cluster.nodes.values(), 12, 3, timeout=60)
+    verify(down, bucket, objects)
+
+
 def test_a_destroyed_data_dir_is_replaced_and_gets_its_copies_back(make_cluster):
     cluster = make_cluster().start(3, replication_factor=3, **FAST)
     bucket = unique_bucket()

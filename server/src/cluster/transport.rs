@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const NODE_HEADER: &str = "x-bleepstore-node";
 pub const SECRET_HEADER: &str = "x-bleepstore-cluster-secret";
@@ -69,9 +69,10 @@ pub struct Transport {
     resolver: Arc<Resolver>,
     secret: String,
     cluster_id: Arc<ClusterId>,
-    /// Peers whose last Raft call failed: a link going down or coming back
-    /// is logged once, not on every heartbeat.
-    down: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    /// Peers whose last call failed, with when it last failed: a link going
+    /// down or coming back is logged once, not on every heartbeat, and blob
+    /// writes route around peers that failed lately.
+    down: std::sync::Mutex<std::collections::BTreeMap<u64, Instant>>,
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -103,16 +104,33 @@ impl Transport {
         }
     }
 
-    /// Records how the last Raft call to `peer` went.
+    /// Records how the last call to `peer` went (Raft calls, and blob
+    /// copies that could not be delivered).
     pub fn link_state(&self, peer: u64, error: Option<&TransportError>) {
         let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
         match error {
-            Some(e) if down.insert(peer) => {
-                tracing::warn!(peer, error = %e, "cannot reach a peer; retrying quietly")
+            Some(e) => {
+                let newly_down = down.insert(peer, Instant::now()).is_none();
+                if newly_down {
+                    tracing::warn!(peer, error = %e, "cannot reach a peer; retrying quietly")
+                }
             }
-            None if down.remove(&peer) => tracing::info!(peer, "a peer is reachable again"),
-            _ => {}
+            None if down.remove(&peer).is_some() => {
+                tracing::info!(peer, "a peer is reachable again")
+            }
+            None => {}
         }
+    }
+
+    /// Peers whose last call failed less than `within` ago. Older failures
+    /// do not count, so a node that only ever talked to a peer through
+    /// writes routed around it tries that peer again.
+    pub fn unreachable(&self, within: Duration) -> std::collections::BTreeSet<u64> {
+        let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        down.iter()
+            .filter(|(_, since)| since.elapsed() < within)
+            .map(|(peer, _)| *peer)
+            .collect()
     }
 
     pub fn resolver(&self) -> &Arc<Resolver> {

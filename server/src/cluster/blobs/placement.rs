@@ -55,6 +55,28 @@ pub fn targets(blob: &BlobId, members: &BTreeSet<u64>, factor: u32) -> Vec<u64> 
     ranked
 }
 
+/// The nodes to write a new `blob` to: its targets, except that a target
+/// known to be unreachable is replaced by the next-ranked member that is
+/// not, so the write still makes every copy its placement asks for. A
+/// stand-in's copy is surplus to the placement: once the target is back
+/// the repair copies there and drops the stand-in's. Unreachable targets
+/// are kept when too few others remain (the write quorum then decides).
+pub fn write_targets(
+    blob: &BlobId,
+    members: &BTreeSet<u64>,
+    factor: u32,
+    unreachable: &BTreeSet<u64>,
+) -> Vec<u64> {
+    let wanted = copies(factor, members.len());
+    let (reachable, down): (Vec<u64>, Vec<u64>) = ranked(blob, members)
+        .into_iter()
+        .partition(|node| !unreachable.contains(node));
+    let mut chosen: Vec<u64> = reachable.into_iter().take(wanted).collect();
+    let missing = wanted - chosen.len();
+    chosen.extend(down.into_iter().take(missing));
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +165,42 @@ mod tests {
         for count in held {
             assert!(((count as f64 - mean) / mean).abs() < 0.03, "{held:?}");
         }
+    }
+
+    #[test]
+    fn writes_route_around_unreachable_targets() {
+        let m = members(0..5);
+        for blob in blobs(200) {
+            let placed = targets(&blob, &m, 3);
+            assert_eq!(write_targets(&blob, &m, 3, &members([])), placed);
+            let down = members([placed[1]]);
+            let chosen = write_targets(&blob, &m, 3, &down);
+            assert_eq!(chosen.len(), 3);
+            assert!(!chosen.contains(&placed[1]), "{chosen:?}");
+            // The stand-in is the best-ranked member outside the placement,
+            // and the other targets keep their copies.
+            assert_eq!(chosen[..2], [placed[0], placed[2]]);
+            assert_eq!(chosen[2], ranked(&blob, &m)[3]);
+            let plan = super::super::plan::plan(&blob, &chosen, &m, &members([]), 3);
+            assert_eq!(
+                plan.copy_to,
+                vec![placed[1]],
+                "the target gets its copy later"
+            );
+            assert_eq!(plan.surplus, vec![chosen[2]], "then the stand-in's goes");
+        }
+    }
+
+    #[test]
+    fn too_few_reachable_members_keep_unreachable_targets() {
+        let m = members(0..3);
+        let blob = BlobId::random();
+        let placed = targets(&blob, &m, 3);
+        let down = members([placed[0]]);
+        let chosen = write_targets(&blob, &m, 3, &down);
+        assert_eq!(chosen.len(), 3, "{chosen:?}");
+        assert_eq!(chosen[2], placed[0], "tried last, the quorum decides");
+        assert_eq!(write_targets(&blob, &m, 3, &m).len(), 3);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Writing a new blob to its targets: the nodes its placement names, fed
+//! Writing a new blob to its targets: the nodes its placement names (with
+//! the next-ranked member standing in for one known to be down), fed
 //! in parallel from the one incoming stream while it arrives (never
 //! buffered whole; the slowest target sets the pace, within a bound). The
 //! write succeeds once a write quorum of the targets has the blob durable
@@ -6,7 +7,7 @@
 //! as unavailable, so nothing is committed.
 
 use super::Replicas;
-use super::placement::{targets, write_quorum};
+use super::placement::{write_quorum, write_targets};
 use super::serve::Received;
 use crate::cluster::paths::BLOBS;
 use crate::cluster::proposal::decode;
@@ -39,6 +40,10 @@ const QUEUE: usize = 8;
 /// Longest a streaming copy may run at all; progress is bounded by the
 /// per-chunk wait instead.
 const COPY_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a peer that could not be reached is routed around by new
+/// writes; after that a write tries it again.
+const ROUTE_AROUND: Duration = Duration::from_secs(10);
 
 fn piece_stream(rx: mpsc::Receiver<Piece>) -> BodyStream {
     futures::stream::unfold(Some(rx), |rx| async move {
@@ -73,7 +78,14 @@ impl Replicas {
         let me = self.node_id();
         let shared = self.local.is_shared_for(blob);
         let targets = if self.replicated && !shared {
-            targets(blob, &self.data_members().await, self.settings.factor)
+            let mut unreachable = self.cluster.transport().unreachable(ROUTE_AROUND);
+            unreachable.remove(&me);
+            write_targets(
+                blob,
+                &self.data_members().await,
+                self.settings.factor,
+                &unreachable,
+            )
         } else {
             vec![me]
         };
@@ -150,9 +162,8 @@ impl Replicas {
         let unavailable =
             |e: TransportError| StorageError::Unavailable(blob.clone(), e.to_string());
         let path = format!("{BLOBS}/{blob}");
-        let response = self
-            .cluster
-            .transport()
+        let transport = self.cluster.transport();
+        let sent = transport
             .send(
                 node,
                 hyper::Method::PUT,
@@ -160,8 +171,13 @@ impl Replicas {
                 streaming(stream),
                 COPY_LIMIT,
             )
-            .await
-            .map_err(unavailable)?;
+            .await;
+        match &sent {
+            Err(e) if e.undelivered() => transport.link_state(node, Some(e)),
+            Ok(_) => transport.link_state(node, None),
+            Err(_) => {}
+        }
+        let response = sent.map_err(unavailable)?;
         let body = response
             .into_body()
             .collect()
