@@ -83,15 +83,13 @@ where
         app.metrics
             .requests
             .get_or_create(&crate::metrics::RequestLabels {
-                operation: op_name.to_string(),
+                operation: op_name,
                 status,
             })
             .inc();
         app.metrics
             .duration
-            .get_or_create(&crate::metrics::OperationLabels {
-                operation: op_name.to_string(),
-            })
+            .get_or_create(&crate::metrics::OperationLabels { operation: op_name })
             .observe(elapsed.as_secs_f64());
         tracing::info!(
             operation = op_name,

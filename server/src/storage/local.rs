@@ -2,13 +2,13 @@
 //! fsynced and renamed, so a blob is either whole or absent after a crash.
 //! The temp file is written around the page cache (`direct_write`).
 
-use super::{BlobId, BlobInfo, BlobStore, BodyStream, StorageError, blocking, direct_write};
+use super::{
+    BlobId, BlobInfo, BlobStore, BodyStream, StorageError, blocking, direct_write, file_read,
+};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -61,18 +61,9 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn get(&self, id: &BlobId, offset: u64, length: u64) -> Result<BodyStream, StorageError> {
-        let mut file = match tokio::fs::File::open(self.path_of(id)).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StorageError::NotFound(id.clone()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if offset > 0 {
-            file.seek(SeekFrom::Start(offset)).await?;
-        }
-        let reader = file.take(length);
-        Ok(tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK).boxed())
+        file_read::open_range(self.path_of(id), offset, length, READ_CHUNK)
+            .await?
+            .ok_or_else(|| StorageError::NotFound(id.clone()))
     }
 
     async fn delete(&self, id: &BlobId) -> Result<(), StorageError> {

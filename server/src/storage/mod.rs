@@ -5,6 +5,7 @@
 
 pub mod conformance;
 mod direct_write;
+mod file_read;
 mod local;
 mod memory;
 pub mod pins;
