@@ -247,37 +247,136 @@ fn restart_empty(args: &Args, setup: &mut Setup, i: usize) {
     setup.servers[i].child = spawn_server(&args.binary, &file);
 }
 
+/// Client 1 MiB PUT throughput of one run of the bench's load.
+fn put_mib_load(
+    args: &Args,
+    setup: &Setup,
+    runtime: &tokio::runtime::Runtime,
+    load: Load,
+    prefix: &str,
+) -> Figure {
+    let mib = 1024 * 1024;
+    let written = Arc::new((0..args.concurrency).map(|_| AtomicU64::new(0)).collect());
+    let objects = Objects {
+        prefix: prefix.into(),
+        body: Bytes::from(vec![7u8; mib]),
+        keys: 64,
+    };
+    figure(
+        &runtime.block_on(put_phase(load, &pids(setup), objects, written)),
+        mib as u64,
+    )
+}
+
+/// Sends an admin call to an ops port; the status line's code.
+fn admin_call(ops_port: u16, method: &str, path: &str, body: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", ops_port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Client 1 MiB PUT throughput while the cluster grows from 3 to 5 nodes
+/// and rebalances (the blobs whose placement moved are copied to the new
+/// nodes at the default 64 MiB/s limit per receiving node, and the surplus
+/// copies dropped), against `quiet`: the same load with no copying.
+fn rebalance_interference(
+    args: &Args,
+    setup: &mut Setup,
+    runtime: &tokio::runtime::Runtime,
+    load: impl Fn() -> Load,
+    quiet: Figure,
+) {
+    let Some(template) = std::fs::read_to_string(&setup.files[0].0)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    else {
+        return;
+    };
+    let root = setup.files[0]
+        .1
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut peers = template["cluster"]["peers"].clone();
+    let new_ids = [3u64, 4];
+    let mut added = Vec::new();
+    for id in new_ids {
+        let (s3, ops) = (free_port(), free_port());
+        if let Some(list) = peers.as_array_mut() {
+            list.push(serde_json::json!({"id": id, "address": format!("127.0.0.1:{ops}")}));
+        }
+        added.push((id, s3, ops));
+    }
+    for (id, s3, ops) in &added {
+        let data = root.join(format!("node{id}"));
+        let mut config = template.clone();
+        config["server"]["s3_listen"] = format!("127.0.0.1:{s3}").into();
+        config["server"]["ops_listen"] = format!("127.0.0.1:{ops}").into();
+        config["storage"]["data_dir"] = data.display().to_string().into();
+        config["cluster"]["node_id"] = (*id).into();
+        config["cluster"]["peers"] = peers.clone();
+        config["cluster"]["repair"]["bandwidth"] = "64MiB".into();
+        let file = root.join(format!("node{id}.yaml"));
+        let _ = std::fs::write(&file, config.to_string());
+        setup.servers.push(Server {
+            child: spawn_server(&args.binary, &file),
+            s3_port: *s3,
+            ops_port: *ops,
+        });
+        setup.files.push((file, data));
+    }
+    let leader_ops = setup.servers[0].ops_port;
+    let mut joined = true;
+    for (id, _, ops) in &added {
+        let body = format!(r#"{{"id": {id}, "address": "127.0.0.1:{ops}"}}"#);
+        joined &= admin_call(leader_ops, "POST", "/admin/v1/cluster/members", &body) == Some(200);
+        joined &= wait_health(*ops, Instant::now() + Duration::from_secs(60));
+    }
+    // Let the new members catch up and the copying start.
+    std::thread::sleep(Duration::from_secs(3));
+    let busy = put_mib_load(args, setup, runtime, load(), "during-rebalance");
+    let misplaced = blobs_report(leader_ops)
+        .and_then(|r| r["misplaced"].as_u64())
+        .unwrap_or(0);
+    println!(
+        "cluster 3→5 1MiB PUT during the rebalance at the default 64 MiB/s limit: {:.0} MiB/s vs {:.0} MiB/s without = {:.0} % (target ≥ 80 %; {} blobs still misplaced after the run{}; clients use nodes 0–2)",
+        busy.mib_per_s,
+        quiet.mib_per_s,
+        busy.mib_per_s / quiet.mib_per_s.max(f64::MIN_POSITIVE) * 100.0,
+        misplaced,
+        if joined {
+            ""
+        } else {
+            "; a new node did not join in time"
+        }
+    );
+}
+
 /// Client 1 MiB PUT throughput while node 2 receives repair copies at the
-/// default bandwidth limit, against the same load without a repair.
+/// default bandwidth limit, against the same load without a repair. Returns
+/// the figure without a repair.
 fn repair_interference(
     args: &Args,
     setup: &mut Setup,
     runtime: &tokio::runtime::Runtime,
     load: impl Fn() -> Load,
-) {
-    let mib = 1024 * 1024;
-    let body = Bytes::from(vec![7u8; mib]);
-    let pids = pids(setup);
-    let run = |prefix: &str| {
-        let written = Arc::new((0..args.concurrency).map(|_| AtomicU64::new(0)).collect());
-        let objects = Objects {
-            prefix: prefix.into(),
-            body: body.clone(),
-            keys: 64,
-        };
-        figure(
-            &runtime.block_on(put_phase(load(), &pids, objects, written)),
-            mib as u64,
-        )
-    };
-    let quiet = run("quiet");
+) -> Figure {
+    let quiet = put_mib_load(args, setup, runtime, load(), "quiet");
     // Node 2 comes back empty with the default limit of 64 MiB/s.
     let file = setup.files[2].0.clone();
     let Ok(text) = std::fs::read_to_string(&file) else {
-        return;
+        return quiet;
     };
     let Ok(mut config) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return;
+        return quiet;
     };
     config["cluster"]["repair"]["bandwidth"] = "64MiB".into();
     let _ = std::fs::write(&file, config.to_string());
@@ -288,7 +387,7 @@ fn repair_interference(
     );
     // Let the rejoin settle and the copying start.
     std::thread::sleep(Duration::from_secs(3));
-    let busy = run("during-repair");
+    let busy = put_mib_load(args, setup, runtime, load(), "during-repair");
     let copying = blobs_report(setup.servers[0].ops_port)
         .and_then(|r| r["under_replicated"].as_u64())
         .unwrap_or(0);
@@ -304,6 +403,7 @@ fn repair_interference(
             "; node 2 was not ready in time"
         }
     );
+    quiet
 }
 
 /// Repair throughput: node 2 of the cluster loses its data dir and comes
@@ -738,7 +838,8 @@ fn main() {
                 concurrency: args.concurrency,
                 seconds: args.seconds,
             };
-            repair_interference(&args, &mut setup, &runtime, load);
+            let quiet = repair_interference(&args, &mut setup, &runtime, load);
+            rebalance_interference(&args, &mut setup, &runtime, load, quiet);
         }
         println!(
             "{name}: first answer {:.1} ms after start; RSS idle {:.1} MiB ({:.1} MiB private), peak under load {:.1} MiB ({} process{})",
