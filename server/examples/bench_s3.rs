@@ -223,18 +223,43 @@ fn blob_bytes(data: &Path) -> u64 {
 
 /// The cluster view's blob report, from node `via`'s admin API.
 fn blobs_report(ops_port: u16) -> Option<serde_json::Value> {
+    let (_, body) = admin_call(ops_port, "GET", "/admin/v1/cluster", "")?;
+    let view: serde_json::Value = serde_json::from_str(&body).ok()?;
+    view.get("blobs").cloned()
+}
+
+/// Sends an admin call to an ops port: the answer's status and body.
+fn admin_call(ops_port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", ops_port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let request = format!(
-        "GET /admin/v1/cluster HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     s.write_all(request.as_bytes()).ok()?;
     let mut answer = String::new();
     s.read_to_string(&mut answer).ok()?;
-    let body = answer.split_once("\r\n\r\n")?.1;
-    let view: serde_json::Value = serde_json::from_str(body).ok()?;
-    view.get("blobs").cloned()
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// A setup's config file, as JSON.
+fn read_config(file: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(file).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Prints client throughput while the cluster copies blobs against the
+/// same load without copying.
+fn print_interference(what: &str, busy: Figure, quiet: Figure, after: String) {
+    println!(
+        "{what}: {:.0} MiB/s vs {:.0} MiB/s without = {:.0} % (target ≥ 80 %; {after})",
+        busy.mib_per_s,
+        quiet.mib_per_s,
+        busy.mib_per_s / quiet.mib_per_s.max(f64::MIN_POSITIVE) * 100.0,
+    );
 }
 
 /// Stops node `i` of a setup, empties its data dir and starts it again
@@ -268,21 +293,6 @@ fn put_mib_load(
     )
 }
 
-/// Sends an admin call to an ops port; the status line's code.
-fn admin_call(ops_port: u16, method: &str, path: &str, body: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", ops_port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).ok()?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Client 1 MiB PUT throughput while the cluster grows from 3 to 5 nodes
 /// and rebalances (the blobs whose placement moved are copied to the new
 /// nodes at the default 64 MiB/s limit per receiving node, and the surplus
@@ -294,10 +304,7 @@ fn rebalance_interference(
     load: impl Fn() -> Load,
     quiet: Figure,
 ) {
-    let Some(template) = std::fs::read_to_string(&setup.files[0].0)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-    else {
+    let Some(template) = read_config(&setup.files[0].0) else {
         return;
     };
     let root = setup.files[0]
@@ -337,7 +344,8 @@ fn rebalance_interference(
     let mut joined = true;
     for (id, _, ops) in &added {
         let body = format!(r#"{{"id": {id}, "address": "127.0.0.1:{ops}"}}"#);
-        joined &= admin_call(leader_ops, "POST", "/admin/v1/cluster/members", &body) == Some(200);
+        joined &= admin_call(leader_ops, "POST", "/admin/v1/cluster/members", &body)
+            .is_some_and(|(status, _)| status == 200);
         joined &= wait_health(*ops, Instant::now() + Duration::from_secs(60));
     }
     // Let the new members catch up and the copying start.
@@ -346,17 +354,18 @@ fn rebalance_interference(
     let misplaced = blobs_report(leader_ops)
         .and_then(|r| r["misplaced"].as_u64())
         .unwrap_or(0);
-    println!(
-        "cluster 3→5 1MiB PUT during the rebalance at the default 64 MiB/s limit: {:.0} MiB/s vs {:.0} MiB/s without = {:.0} % (target ≥ 80 %; {} blobs still misplaced after the run{}; clients use nodes 0–2)",
-        busy.mib_per_s,
-        quiet.mib_per_s,
-        busy.mib_per_s / quiet.mib_per_s.max(f64::MIN_POSITIVE) * 100.0,
-        misplaced,
-        if joined {
-            ""
-        } else {
-            "; a new node did not join in time"
-        }
+    print_interference(
+        "cluster 3→5 1MiB PUT during the rebalance at the default 64 MiB/s limit",
+        busy,
+        quiet,
+        format!(
+            "{misplaced} blobs still misplaced after the run{}; clients use nodes 0–2",
+            if joined {
+                ""
+            } else {
+                "; a new node did not join in time"
+            }
+        ),
     );
 }
 
@@ -372,10 +381,7 @@ fn repair_interference(
     let quiet = put_mib_load(args, setup, runtime, load(), "quiet");
     // Node 2 comes back empty with the default limit of 64 MiB/s.
     let file = setup.files[2].0.clone();
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return quiet;
-    };
-    let Ok(mut config) = serde_json::from_str::<serde_json::Value>(&text) else {
+    let Some(mut config) = read_config(&file) else {
         return quiet;
     };
     config["cluster"]["repair"]["bandwidth"] = "64MiB".into();
@@ -391,17 +397,18 @@ fn repair_interference(
     let copying = blobs_report(setup.servers[0].ops_port)
         .and_then(|r| r["under_replicated"].as_u64())
         .unwrap_or(0);
-    println!(
-        "cluster3 1MiB PUT during a repair at the default 64 MiB/s limit: {:.0} MiB/s vs {:.0} MiB/s without = {:.0} % (target ≥ 80 %; {} blobs still under-replicated after the run{})",
-        busy.mib_per_s,
-        quiet.mib_per_s,
-        busy.mib_per_s / quiet.mib_per_s.max(f64::MIN_POSITIVE) * 100.0,
-        copying,
-        if ready {
-            ""
-        } else {
-            "; node 2 was not ready in time"
-        }
+    print_interference(
+        "cluster3 1MiB PUT during a repair at the default 64 MiB/s limit",
+        busy,
+        quiet,
+        format!(
+            "{copying} blobs still under-replicated after the run{}",
+            if ready {
+                ""
+            } else {
+                "; node 2 was not ready in time"
+            }
+        ),
     );
     quiet
 }

@@ -49,9 +49,8 @@ fn chunks(file: Arc<File>, offset: u64, length: u64, chunk: usize) -> BodyStream
             // Allocated here on the async thread, so the buffers come from
             // that thread's allocator arena rather than from one arena per
             // blocking thread.
-            let buffer = BytesMut::zeroed(want);
+            let mut buffer = BytesMut::zeroed(want);
             let (mut buffer, read) = blocking(move || {
-                let mut buffer = buffer;
                 let read = read_at_most(&file, &mut buffer, offset)?;
                 Ok((buffer, read))
             })
