@@ -69,16 +69,16 @@ pub struct Cluster {
     blobs_report: std::sync::Mutex<Option<blobs::BlobsReport>>,
 }
 
-impl Cluster {
-    /// Opens the log and snapshots, starts the Raft node over `meta`, and
-    /// forms or joins a group in the background (a node with data just
-    /// starts: its membership is in its log).
-    pub async fn start(
-        config: &Config,
-        meta: Metadata,
-        after: Arc<dyn AfterApply>,
-    ) -> anyhow::Result<Arc<Cluster>> {
-        let node_id = config.cluster.resolved_node_id();
+/// A node's Raft log and snapshot store, opened before its Raft node starts
+/// (a separate step so a fresh node creates them while it creates its
+/// metadata database: each is a few fsyncs of files and directories).
+pub struct Journal {
+    log: LogStore,
+    snapshots: Arc<SnapshotStore>,
+}
+
+impl Journal {
+    pub fn open(config: &Config) -> anyhow::Result<Journal> {
         let (log, snapshots) = match config.storage.backend {
             Backend::Memory => (LogStore::in_memory()?, SnapshotStore::temporary()?),
             // The Raft log lives on local disk whatever holds the blobs.
@@ -93,6 +93,22 @@ impl Cluster {
                 (log, snapshots)
             }
         };
+        Ok(Journal { log, snapshots })
+    }
+}
+
+impl Cluster {
+    /// Starts the Raft node over `meta` and the `journal` opened for it, and
+    /// forms or joins a group in the background (a node with data just
+    /// starts: its membership is in its log).
+    pub async fn start(
+        config: &Config,
+        meta: Metadata,
+        journal: Journal,
+        after: Arc<dyn AfterApply>,
+    ) -> anyhow::Result<Arc<Cluster>> {
+        let node_id = config.cluster.resolved_node_id();
+        let Journal { log, snapshots } = journal;
         let cluster_id = Arc::new(ClusterId::default());
         if let Some(id) = log.cluster_id().await? {
             cluster_id.set(id);

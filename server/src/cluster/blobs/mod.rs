@@ -102,8 +102,11 @@ impl Replicas {
 
     /// Every member of the group, learners included: all of them hold blobs.
     fn members(&self) -> BTreeSet<u64> {
+        use openraft::async_runtime::WatchReceiver;
         self.cluster
+            .raft()
             .metrics()
+            .borrow_watched()
             .membership_config
             .membership()
             .nodes()
