@@ -248,8 +248,17 @@ impl Cluster {
 
     /// A snapshot of openraft's view of this node.
     pub fn metrics(&self) -> openraft::RaftMetrics<raft::types::TypeConfig> {
+        self.with_metrics(Clone::clone)
+    }
+
+    /// Reads openraft's view of this node in place, without the copy
+    /// [`Cluster::metrics`] makes: for paths that run on every request.
+    pub fn with_metrics<T>(
+        &self,
+        read: impl FnOnce(&openraft::RaftMetrics<raft::types::TypeConfig>) -> T,
+    ) -> T {
         use openraft::async_runtime::WatchReceiver;
-        self.raft.metrics().borrow_watched().clone()
+        read(&self.raft.metrics().borrow_watched())
     }
 
     /// Hands leadership to another caught-up voter (so clients do not wait

@@ -73,7 +73,7 @@ impl Cluster {
     /// Asks the leader for its read index; `None` to try again (the
     /// leadership moved, possibly to this node).
     async fn read_index_from_leader(&self, deadline: Instant) -> Result<Option<u64>, MetaError> {
-        let leader = self.current_leader();
+        let leader = self.with_metrics(|m| m.current_leader);
         let Some(leader) = leader.filter(|&l| l != self.node_id) else {
             self.wait_for_leader(deadline).await?;
             return Ok(None);
@@ -103,24 +103,8 @@ impl Cluster {
         }
     }
 
-    /// Read without copying openraft's whole metrics (a read asks on every
-    /// request).
-    fn current_leader(&self) -> Option<u64> {
-        use openraft::async_runtime::WatchReceiver;
-        self.raft.metrics().borrow_watched().current_leader
-    }
-
-    fn applied_index(&self) -> Option<u64> {
-        use openraft::async_runtime::WatchReceiver;
-        self.raft
-            .metrics()
-            .borrow_watched()
-            .last_applied
-            .map(|applied| applied.index)
-    }
-
     async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), MetaError> {
-        if self.applied_index().is_some_and(|applied| applied >= index) {
+        if self.with_metrics(|m| m.last_applied.is_some_and(|applied| applied.index >= index)) {
             return Ok(());
         }
         let remaining = deadline.saturating_duration_since(Instant::now());

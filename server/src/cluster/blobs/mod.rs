@@ -102,16 +102,13 @@ impl Replicas {
 
     /// Every member of the group, learners included: all of them hold blobs.
     fn members(&self) -> BTreeSet<u64> {
-        use openraft::async_runtime::WatchReceiver;
-        self.cluster
-            .raft()
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(&id, _)| id)
-            .collect()
+        self.cluster.with_metrics(|m| {
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(&id, _)| id)
+                .collect()
+        })
     }
 
     /// The members new copies may go to: all but those being drained.
