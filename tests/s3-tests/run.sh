@@ -8,6 +8,10 @@
 #
 #   BLEEPSTORE_BIN   binary (default: the shared release build)
 #   BLEEPSTORE_CACHE where the venv lives (default ~/.cache/bleepstore)
+#   BLEEPSTORE_S3TESTS_NODES  1 (default): one server; 3 (or 5): a Raft
+#                    group of that many local processes, the suite talking
+#                    to a follower, so every write is forwarded to the leader
+#                    and every read waits for a read index from it
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 suite="$(cd "${1:?usage: run.sh S3_TESTS_CHECKOUT}" && pwd)"
@@ -21,18 +25,48 @@ if [[ ! -x "$venv/bin/pytest" ]]; then
     "$venv/bin/pip" install --quiet -r "$suite/requirements.txt" pytest-timeout
 fi
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ops=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed "s/@PORT@/$port/" "$here/s3tests.conf.in" > "$work/s3tests.conf"
-mkdir -p "$work/data"
-"$bin" serve --s3-listen "127.0.0.1:$port" --ops-listen "127.0.0.1:$ops" \
-    --data-dir "$work/data" --config "$here/bleepstore.yaml" > "$work/server.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$ops/ready" >/dev/null && break
-    sleep 0.1
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+nodes="${BLEEPSTORE_S3TESTS_NODES:-1}"
+admin_token="s3tests-admin-$RANDOM$RANDOM"
+declare -a s3_ports ops_ports pids
+for ((i = 0; i < nodes; i++)); do
+    s3_ports[i]=$(free_port)
+    ops_ports[i]=$(free_port)
 done
+peers=""
+for ((i = 0; i < nodes; i++)); do
+    peers+="${peers:+, }{id: $i, address: 127.0.0.1:${ops_ports[i]}}"
+done
+stop_servers() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap 'stop_servers; rm -rf "$work"' EXIT
+for ((i = 0; i < nodes; i++)); do
+    mkdir -p "$work/data$i"
+    cluster_env=()
+    if ((nodes > 1)); then
+        cluster_env=(BLEEPSTORE_CLUSTER_ENABLED=true BLEEPSTORE_CLUSTER_NODE_ID=$i
+            "BLEEPSTORE_CLUSTER_PEERS=[$peers]" BLEEPSTORE_CLUSTER_SECRET="s3tests-cluster-$admin_token")
+    fi
+    env "${cluster_env[@]}" BLEEPSTORE_AUTH_ADMIN_TOKEN="$admin_token" \
+        "$bin" serve --s3-listen "127.0.0.1:${s3_ports[i]}" --ops-listen "127.0.0.1:${ops_ports[i]}" \
+        --data-dir "$work/data$i" --config "$here/bleepstore.yaml" > "$work/server$i.log" 2>&1 &
+    pids[i]=$!
+done
+ready() { curl -sf "http://127.0.0.1:$1/ready" >/dev/null; }
+for ((i = 0; i < nodes; i++)); do
+    for _ in $(seq 300); do ready "${ops_ports[i]}" && break; sleep 0.1; done
+    ready "${ops_ports[i]}" || { cat "$work/server$i.log" >&2; echo "node $i not ready" >&2; exit 1; }
+done
+target=0
+if ((nodes > 1)); then
+    leader=$(curl -sf -H "Authorization: Bearer $admin_token" "http://127.0.0.1:${ops_ports[0]}/admin/v1/cluster" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["leader"])')
+    target=$(( (leader + 1) % nodes ))
+    echo "a group of $nodes: node $leader leads, the suite talks to node $target"
+fi
+sed "s/@PORT@/${s3_ports[target]}/" "$here/s3tests.conf.in" > "$work/s3tests.conf"
 
 # Features BleepStore does not offer yet (see the README's "Not yet").
 markers="not bucket_logging
