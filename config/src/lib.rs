@@ -435,6 +435,12 @@ pub struct ClusterConfig {
     pub repair: RepairConfig,
     /// The background check of this node's blob copies.
     pub scrub: ScrubConfig,
+    /// With `server.tls` set, nodes call each other over TLS too, and a
+    /// peer must present a certificate that is this node's own, or that
+    /// chains to a certificate in `server.tls.cert_file` or in this file
+    /// (PEM CAs, e.g. a cert-manager Secret's `ca.crt`) and names the peer's
+    /// address or one of the names in this node's certificate.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// `cluster.repair`: run by the leader over every blob; copies flow from a
@@ -525,6 +531,7 @@ impl Default for ClusterConfig {
             snapshot_every: 20_000,
             repair: RepairConfig::default(),
             scrub: ScrubConfig::default(),
+            tls_ca_file: None,
         }
     }
 }
@@ -844,6 +851,13 @@ impl Config {
             return invalid(
                 "cluster.node_id",
                 "is required with cluster.peers (which node of the list is this one?)".into(),
+            );
+        }
+        if c.tls_ca_file.is_some() && self.server.tls.is_none() {
+            return invalid(
+                "cluster.tls_ca_file",
+                "needs server.tls: nodes call each other over TLS only when the server has TLS"
+                    .into(),
             );
         }
         if c.secret.is_none() && c.secret_file.is_none() {

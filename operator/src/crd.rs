@@ -430,9 +430,17 @@ fn default_true() -> bool {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsSpec {
-    /// A `kubernetes.io/tls` Secret (keys `tls.crt` and `tls.key`).
+    /// A `kubernetes.io/tls` Secret (keys `tls.crt` and `tls.key`). The pods
+    /// also talk to each other over TLS with it.
     #[schemars(length(min = 1))]
     pub secret_name: String,
+    /// The key of that Secret holding the CA that issued the certificate
+    /// (cert-manager: `ca.crt`). Pods then trust each other's certificates
+    /// from that CA, so a renewed certificate keeps the cluster together
+    /// while the pods restart one by one; without it a pod trusts only the
+    /// certificate chain it serves itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_key: Option<String>,
 }
 
 /// The encryption keyring: one Secret whose entries are master keys named by

@@ -141,11 +141,14 @@ pub fn server_config(
 
     config.server.region = spec.region.clone();
     config.server.domains = spec.domains.clone();
-    if spec.tls.is_some() {
+    if let Some(tls) = &spec.tls {
         config.server.tls = Some(bc::TlsConfig {
             cert_file: paths.tls_dir().join("tls.crt"),
             key_file: paths.tls_dir().join("tls.key"),
         });
+        if cluster_enabled {
+            config.cluster.tls_ca_file = tls.ca_key.as_ref().map(|key| paths.tls_dir().join(key));
+        }
     }
 
     render_storage(&spec.storage, &mut config.storage)?;

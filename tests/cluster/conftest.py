@@ -55,7 +55,7 @@ def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.1):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
 
 
-def client_for(endpoint: str, read_timeout: float = 20, attempts: int = 1):
+def client_for(endpoint: str, read_timeout: float = 20, attempts: int = 1, verify=None):
     cfg = Config(
         signature_version="s3v4",
         s3={"addressing_style": "path"},
@@ -65,7 +65,7 @@ def client_for(endpoint: str, read_timeout: float = 20, attempts: int = 1):
     )
     return boto3.session.Session(
         aws_access_key_id=ROOT_KEY, aws_secret_access_key=ROOT_SECRET, region_name=REGION
-    ).client("s3", endpoint_url=endpoint, config=cfg)
+    ).client("s3", endpoint_url=endpoint, config=cfg, verify=verify)
 
 
 class Node:
@@ -83,11 +83,14 @@ class Node:
         self.extra: dict = {}
         # Environment variables of its own (a pod's identity, say).
         self.env: dict[str, str] = {}
+        # With server.tls in `extra`: the CA file clients verify it with.
+        self.tls_ca: Path | None = None
         self._s3 = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
+        scheme = "https" if self.extra.get("server", {}).get("tls") else "http"
+        return f"{scheme}://127.0.0.1:{self.s3_port}"
 
     @property
     def ops(self) -> str:
@@ -100,7 +103,7 @@ class Node:
     @property
     def s3(self):
         if self._s3 is None:
-            self._s3 = client_for(self.endpoint)
+            self._s3 = client_for(self.endpoint, verify=str(self.tls_ca) if self.tls_ca else None)
         return self._s3
 
     def write_config(self, cluster_section: dict) -> None:

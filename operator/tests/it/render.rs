@@ -148,6 +148,22 @@ fn env_delivery_and_tls_are_accepted() {
     assert_eq!(config.auth.access_key.unwrap().expose(), "from-secret");
     let tls = config.server.tls.unwrap();
     assert_eq!(tls.cert_file, dir.join("run/tls/tls.crt"));
+    assert!(config.cluster.tls_ca_file.is_none());
+}
+
+#[test]
+fn pods_trust_each_other_through_the_tls_secrets_ca() {
+    let dir = temp("tls-ca");
+    let spec = json!({"replicas": 3, "tls": {"secretName": "t", "caKey": "ca.crt"}});
+    let config = load(spec, &dir);
+    assert!(config.server.tls.is_some());
+    assert_eq!(config.cluster.tls_ca_file, Some(dir.join("run/tls/ca.crt")));
+    // A single server has no peers to trust.
+    let single = load(
+        json!({"replicas": 1, "tls": {"secretName": "t", "caKey": "ca.crt"}}),
+        &temp("tls-ca-1"),
+    );
+    assert!(single.cluster.tls_ca_file.is_none());
 }
 
 #[test]

@@ -55,7 +55,9 @@ async fn found(cluster: &Cluster) -> anyhow::Result<()> {
 enum Probe {
     Member(NodeInfo),
     Pristine,
-    Unreachable,
+    /// Why not (shown while the node waits: a wrong address, secret or
+    /// certificate is visible in its log).
+    Unreachable(String),
 }
 
 async fn probe(cluster: &Cluster, id: u64) -> Probe {
@@ -65,7 +67,7 @@ async fn probe(cluster: &Cluster, id: u64) -> Probe {
     match info {
         Ok(info) if info.initialized => Probe::Member(info),
         Ok(_) => Probe::Pristine,
-        Err(_) => Probe::Unreachable,
+        Err(e) => Probe::Unreachable(e.to_string()),
     }
 }
 
@@ -119,9 +121,17 @@ async fn join_or_found(cluster: Arc<Cluster>) {
             }
         }
         if attempts % 25 == 1 {
+            let unreachable: Vec<&str> = probes
+                .iter()
+                .filter_map(|(_, p)| match p {
+                    Probe::Unreachable(why) => Some(why.as_str()),
+                    _ => None,
+                })
+                .collect();
             tracing::info!(
                 node = cluster.node_id,
                 reachable_members = members.len(),
+                unreachable = %unreachable.join("; "),
                 "waiting to join a group (no group reachable yet, or not the node to found one)"
             );
         }

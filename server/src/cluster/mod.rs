@@ -9,10 +9,12 @@
 
 pub mod blobs;
 mod bootstrap;
+mod connector;
 pub mod effects;
 pub mod instruments;
 pub mod internal_api;
 pub mod membership;
+mod peer_tls;
 pub mod proposal;
 pub mod raft;
 mod read;
@@ -119,7 +121,19 @@ impl Cluster {
             // Standalone: nobody is ever called, nobody can call in.
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
-        let transport = Arc::new(Transport::new(resolver.clone(), secret, cluster_id.clone()));
+        let tls = match (&config.server.tls, config.cluster.enabled) {
+            (Some(server_tls), true) => Some(
+                peer_tls::client_config(server_tls, config.cluster.tls_ca_file.as_deref())
+                    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
+            ),
+            _ => None,
+        };
+        let transport = Arc::new(Transport::new(
+            resolver.clone(),
+            secret,
+            cluster_id.clone(),
+            tls,
+        )?);
         let instruments = instruments::Instruments::default();
         log.observe(LogInstruments {
             append_seconds: instruments.log_append.clone(),

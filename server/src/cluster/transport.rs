@@ -3,13 +3,15 @@
 //! and this node's id, and carrying the cluster id so that nodes of two
 //! different groups never talk to each other by mistake.
 
+use super::connector::{self, NodeConnector};
+use super::peer_tls::PeerTlsError;
 use super::resolver::{ResolveError, Resolver};
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -65,7 +67,9 @@ impl ClusterId {
 }
 
 pub struct Transport {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<NodeConnector>, Body>,
+    /// `https` when the server has TLS (DESIGN §7).
+    scheme: &'static str,
     resolver: Arc<Resolver>,
     secret: String,
     cluster_id: Arc<ClusterId>,
@@ -89,19 +93,37 @@ pub fn streaming(
 }
 
 impl Transport {
-    pub fn new(resolver: Arc<Resolver>, secret: String, cluster_id: Arc<ClusterId>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        Transport {
+    /// `tls`: how to verify peers, when nodes talk over TLS.
+    pub fn new(
+        resolver: Arc<Resolver>,
+        secret: String,
+        cluster_id: Arc<ClusterId>,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Result<Self, PeerTlsError> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let tls = match tls {
+            Some(config) => config,
+            // Never used: every URI is plain `http`.
+            None => super::peer_tls::plain_placeholder()?,
+        };
+        let connector = NodeConnector::new(resolver.clone(), Duration::from_secs(2));
+        let names = connector.clone();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .with_server_name_resolver(move |uri: &hyper::Uri| names.server_name(uri))
+            .enable_http1()
+            .wrap_connector(connector);
+        Ok(Transport {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
+            scheme,
             resolver,
             secret,
             cluster_id,
             down: Default::default(),
-        }
+        })
     }
 
     /// Records how the last call to `peer` went (Raft calls, and blob
@@ -148,10 +170,13 @@ impl Transport {
         body: Body,
         timeout: Duration,
     ) -> Result<hyper::Response<hyper::body::Incoming>, TransportError> {
-        let addr = self.resolver.socket_addr(target).await?;
         let mut request = hyper::Request::builder()
             .method(method)
-            .uri(format!("http://{addr}{path}"))
+            .uri(format!(
+                "{}://{}{path}",
+                self.scheme,
+                connector::authority(target)
+            ))
             .header(NODE_HEADER, self.resolver.self_id().to_string())
             .header(SECRET_HEADER, &self.secret)
             .header("content-type", "application/vnd.msgpack");
@@ -172,13 +197,13 @@ impl Transport {
             Ok(Err(e)) if e.is_connect() => {
                 return Err(TransportError::Unreachable {
                     node: target,
-                    reason: format!("{addr}: {e}"),
+                    reason: error_chain(&e),
                 });
             }
             Ok(Err(e)) => {
                 return Err(TransportError::Broken {
                     node: target,
-                    reason: format!("{addr}: {e}"),
+                    reason: error_chain(&e),
                 });
             }
             Ok(Ok(response)) => response,
@@ -222,4 +247,17 @@ impl Transport {
             Ok(Ok(body)) => Ok(body.to_bytes()),
         }
     }
+}
+
+/// An error with its sources (hyper's own message is only "client error
+/// (Connect)"; the cause — refused, timed out, a certificate — is below it).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -33,13 +33,36 @@ pub fn router(app: Arc<App>) -> Router {
         );
     let router = router.with_state(app.clone());
     match (&app.config.cluster.secret, app.cluster.is_clustered()) {
-        (Some(secret), true) => router.merge(crate::cluster::internal_api::router(
-            app.cluster.clone(),
-            secret.expose().to_string(),
-            app.replicas.clone(),
-        )),
+        (Some(secret), true) => {
+            let internal = crate::cluster::internal_api::router(
+                app.cluster.clone(),
+                secret.expose().to_string(),
+                app.replicas.clone(),
+            );
+            let internal = if app.config.server.tls.is_some() {
+                internal.layer(axum::middleware::from_fn(over_tls_only))
+            } else {
+                internal
+            };
+            router.merge(internal)
+        }
         _ => router,
     }
+}
+
+/// With `server.tls`, nodes talk to each other over TLS (DESIGN §7): a
+/// node-to-node call over plain HTTP is refused before its secret is even
+/// looked at, so a misconfigured peer fails loudly instead of sending the
+/// cluster secret in the clear again and again.
+async fn over_tls_only(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.extensions().get::<super::server::Tls>().is_none() {
+        return (
+            StatusCode::FORBIDDEN,
+            "this node has TLS: node-to-node calls must use it\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn health() -> &'static str {

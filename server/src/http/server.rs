@@ -25,6 +25,21 @@ use tower::ServiceExt;
 /// anyway, and 128 KiB reads keep the system calls per MiB few.
 const CONNECTION_BUFFER: usize = 128 * 1024;
 
+/// How a listener treats its connections.
+#[derive(Clone)]
+enum Security {
+    Plain,
+    /// Every connection must open with a TLS handshake (the S3 port).
+    Tls(TlsAcceptor),
+    /// TLS for connections that open with a handshake, plain HTTP for the
+    /// rest: on the operations port peers talk TLS to each other, while
+    /// kubelet probes and metric scrapers may speak plain HTTP.
+    Either(TlsAcceptor),
+}
+
+/// The first byte of a TLS connection (a handshake record).
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Marks requests that arrived over TLS (a request extension).
 #[derive(Debug, Clone, Copy)]
 pub struct Tls;
@@ -93,10 +108,14 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
     let drain = Duration::from_secs(config.server.shutdown_timeout_secs);
 
     let tls = config.server.tls.as_ref().map(tls_acceptor).transpose()?;
+    let (s3_security, ops_security) = match tls {
+        Some(acceptor) => (Security::Tls(acceptor.clone()), Security::Either(acceptor)),
+        None => (Security::Plain, Security::Plain),
+    };
     let s3_app = app.clone();
     let s3_task = tokio::spawn(serve(
         s3_listener,
-        tls,
+        s3_security,
         move |request: http::Request<Incoming>| {
             let app = s3_app.clone();
             async move { Ok::<_, Infallible>(service::handle(app, request).await) }
@@ -109,7 +128,7 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
     let router = crate::http::ops::router(app.clone());
     let ops_task = tokio::spawn(serve(
         ops_listener,
-        None,
+        ops_security,
         move |request: http::Request<Incoming>| {
             let router = router.clone();
             async move {
@@ -176,7 +195,7 @@ fn tls_acceptor(tls: &bleepstore_config::TlsConfig) -> anyhow::Result<TlsAccepto
 
 async fn serve<F, Fut>(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    security: Security,
     handler: F,
     mut shutdown: watch::Receiver<bool>,
     header_timeout: Duration,
@@ -204,7 +223,7 @@ async fn serve<F, Fut>(
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 let watcher = graceful.watcher();
-                let tls = tls.clone();
+                let security = security.clone();
                 tokio::spawn(async move {
                     let mut http = hyper::server::conn::http1::Builder::new();
                     http.timer(TokioTimer::new())
@@ -214,6 +233,18 @@ async fn serve<F, Fut>(
                     let handler = move |mut request: http::Request<Incoming>| {
                         request.extensions_mut().insert(Peer(peer));
                         handler(request)
+                    };
+                    let tls = match security {
+                        Security::Plain => None,
+                        Security::Tls(acceptor) => Some(acceptor),
+                        Security::Either(acceptor) => {
+                            let mut first = [0u8; 1];
+                            match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                                Ok(Ok(1..)) => (first[0] == TLS_HANDSHAKE).then_some(acceptor),
+                                // Closed, failed or silent: nothing to serve.
+                                _ => return,
+                            }
+                        }
                     };
                     let result = match tls {
                         None => {
