@@ -21,6 +21,7 @@ pub mod rotation;
 pub mod s3;
 pub mod storage;
 pub mod sweep;
+pub mod tls;
 pub mod wal_checkpoint;
 
 pub use app::App;

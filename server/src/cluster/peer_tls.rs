@@ -8,15 +8,15 @@
 //! certificate for the S3 endpoint keeps working across a rotation, when
 //! old and new certificates meet during a rolling restart).
 
+use crate::tls::{TlsFileError, read_certificates};
 use bleepstore_config::TlsConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{VerifierBuilderError, WebPkiServerVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use x509_cert::der::Decode;
 use x509_cert::ext::pkix::SubjectAltName;
@@ -24,14 +24,8 @@ use x509_cert::ext::pkix::name::GeneralName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerTlsError {
-    #[error("{field}: cannot read certificates from {}: {reason}", path.display())]
-    Read {
-        field: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error("{field}: {} holds no PEM certificate", path.display())]
-    Empty { field: &'static str, path: PathBuf },
+    #[error("{0}")]
+    File(#[from] TlsFileError),
     #[error("no usable trust anchor among the certificates: {0}")]
     Anchors(#[from] VerifierBuilderError),
     #[error("{0}")]
@@ -43,9 +37,10 @@ pub fn client_config(
     server_tls: &TlsConfig,
     ca_file: Option<&Path>,
 ) -> Result<rustls::ClientConfig, PeerTlsError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let own = read_certificates("server.tls.cert_file", &server_tls.cert_file)?;
-    let mut trusted = own.clone();
+    let provider = crate::tls::provider();
+    let mut trusted = read_certificates("server.tls.cert_file", &server_tls.cert_file)?;
+    // This node's own certificate: the first in its file (never empty).
+    let own = trusted[0].clone();
     if let Some(path) = ca_file {
         trusted.extend(read_certificates("cluster.tls_ca_file", path)?);
     }
@@ -59,31 +54,12 @@ pub fn client_config(
 
 /// A client configuration for a transport that never dials TLS.
 pub fn plain_placeholder() -> Result<rustls::ClientConfig, PeerTlsError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(RootCertStore::empty())
-        .with_no_client_auth())
-}
-
-fn read_certificates(
-    field: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, PeerTlsError> {
-    let certificates = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| PeerTlsError::Read {
-            field,
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    if certificates.is_empty() {
-        return Err(PeerTlsError::Empty {
-            field,
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(certificates)
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(RootCertStore::empty())
+            .with_no_client_auth(),
+    )
 }
 
 /// The names (DNS names without wildcards, IP addresses) a certificate is
@@ -132,7 +108,7 @@ struct PeerVerifier {
 
 impl PeerVerifier {
     fn new(
-        own: Vec<CertificateDer<'static>>,
+        own: CertificateDer<'static>,
         trusted: Vec<CertificateDer<'static>>,
         provider: Arc<CryptoProvider>,
     ) -> Result<Self, PeerTlsError> {
@@ -140,10 +116,6 @@ impl PeerVerifier {
         roots.add_parsable_certificates(trusted);
         let chains = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()?;
-        let own = own.into_iter().next().ok_or(PeerTlsError::Empty {
-            field: "server.tls.cert_file",
-            path: PathBuf::new(),
-        })?;
         Ok(PeerVerifier {
             own_names: certificate_names(&own),
             own,
@@ -211,6 +183,7 @@ impl ServerCertVerifier for PeerVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::pem::PemObject;
 
     /// Test certificates (`testdata/`): a CA, and certificates it issued for
     /// the S3 endpoint's name (two, as before and after a rotation), for one
@@ -223,8 +196,8 @@ mod tests {
     }
 
     fn verifier(own: &str, ca: bool) -> PeerVerifier {
-        let own = vec![certificate(own)];
-        let mut trusted = own.clone();
+        let own = certificate(own);
+        let mut trusted = vec![own.clone()];
         if ca {
             trusted.push(certificate("ca"));
         }

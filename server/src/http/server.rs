@@ -160,31 +160,17 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<RunningServer> {
 
 /// Loads the S3 port's certificate chain and key (PEM files).
 fn tls_acceptor(tls: &bleepstore_config::TlsConfig) -> anyhow::Result<TlsAcceptor> {
+    use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "invalid configuration: server.tls.cert_file: cannot read certificates from {}: {e}",
-                tls.cert_file.display()
-            )
-        })?;
-    if certs.is_empty() {
-        anyhow::bail!(
-            "invalid configuration: server.tls.cert_file: {} holds no PEM certificate",
-            tls.cert_file.display()
-        );
-    }
+    let certs = crate::tls::read_certificates("server.tls.cert_file", &tls.cert_file)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| {
         anyhow::anyhow!(
             "invalid configuration: server.tls.key_file: cannot read a private key from {}: {e}",
             tls.key_file.display()
         )
     })?;
-    // An explicit provider: other crates in the tree may enable a second one.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+    let mut server = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)
