@@ -236,6 +236,11 @@ class Cluster:
         self.settings.update(settings)
         for i in range(n):
             self.add_node(i)
+        return self.launch()
+
+    def launch(self) -> "Cluster":
+        """Configures and starts every node added, and waits until all are
+        ready voters."""
         for node in self.nodes.values():
             self.configure(node)
             node.start(wait_ready=False)
