@@ -248,9 +248,9 @@ impl ObjectStoreBlobStore {
             object_store::Error::Generic { .. } => {
                 // Anything 4xx but throttling is refused for good; the rest
                 // (5xx, 429, timeouts, connection failures) is worth a retry.
-                let denied =
-                    reason.contains("status code: 401") || reason.contains("status code: 403");
-                let refused = reason.contains("status code: 4") && !reason.contains("429");
+                let status = upstream_status(&reason);
+                let denied = matches!(status, Some(401 | 403));
+                let refused = status.is_some_and(|s| (400..500).contains(&s) && s != 429);
                 if denied {
                     StorageError::Upstream {
                         backend,
@@ -419,9 +419,29 @@ impl BlobStore for ObjectStoreBlobStore {
     }
 }
 
+/// The HTTP status object_store's generic error text reports, if any (its
+/// errors carry no status field: "… status code: 404 Not Found …").
+fn upstream_status(reason: &str) -> Option<u16> {
+    let (_, after) = reason.split_once("status code: ")?;
+    after.get(..3)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upstream_status_is_read_from_its_place_only() {
+        // A duration that happens to contain "429" is not throttling.
+        let reason = "Error performing GET http://x/c?restype=container in 8.542972ms - Server returned non-2xx status code: 404 Not Found: <Error/>";
+        assert_eq!(upstream_status(reason), Some(404));
+        assert_eq!(
+            upstream_status("status code: 429 Too Many Requests"),
+            Some(429)
+        );
+        assert_eq!(upstream_status("connection refused"), None);
+        assert_eq!(upstream_status("status code: 4"), None);
+    }
 
     #[test]
     fn connection_strings_give_account_key_and_endpoint() {
