@@ -6,6 +6,7 @@
 //! cargo build --release -p bleepstore --examples
 //! taskset -c 0 target/release/examples/bench_s3            # servers run on core 1
 //! taskset -c 0 target/release/examples/bench_s3 --seconds 3 --repeats 1 --sizes 4KiB
+//! taskset -c 0 target/release/examples/bench_s3 --setups cluster3 --load-only
 //! ```
 //!
 //! The client is a small warp-like load generator (SigV4 with
@@ -39,6 +40,8 @@ struct Args {
     sizes: Vec<u64>,
     setups: Vec<String>,
     binary: PathBuf,
+    /// Skip cluster3's repair and rebalance phases (minutes): load figures only.
+    load_only: bool,
 }
 
 fn parse_size(s: &str) -> u64 {
@@ -64,6 +67,7 @@ fn args() -> Args {
             .ok()
             .and_then(|p| p.parent()?.parent().map(|d| d.join("bleepstore")))
             .unwrap_or_else(|| PathBuf::from("bleepstore")),
+        load_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +79,7 @@ fn args() -> Args {
             "--sizes" => args.sizes = value().split(',').map(parse_size).collect(),
             "--setups" => args.setups = value().split(',').map(str::to_string).collect(),
             "--bin" => args.binary = PathBuf::from(value()),
+            "--load-only" => args.load_only = true,
             other => panic!(
                 "unknown flag {other} (--seconds --repeats --concurrency --sizes --setups --bin)"
             ),
@@ -836,7 +841,7 @@ fn main() {
             }
         }
         let peak_rss: u64 = pids.iter().map(|&p| status_kib(p, "VmHWM:")).sum();
-        if name == "cluster3" {
+        if name == "cluster3" && !args.load_only {
             repair_throughput(&args, &mut setup);
             let load = || Load {
                 client: client.clone(),

@@ -26,6 +26,7 @@ pub struct Instruments {
     pub log_flush_entries: Histogram,
     pub apply: Histogram,
     pub apply_batch_entries: Histogram,
+    pub read_round_reads: Histogram,
     pub snapshot_bytes: Gauge<i64, AtomicI64>,
     pub snapshot_seconds: Histogram,
     pub blob_writes_refused: Counter<u64, AtomicU64>,
@@ -65,6 +66,7 @@ impl Default for Instruments {
             log_flush_entries: batch_sizes(),
             apply: latency(),
             apply_batch_entries: batch_sizes(),
+            read_round_reads: batch_sizes(),
             snapshot_bytes: Gauge::default(),
             snapshot_seconds: Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0]),
             blob_writes_refused: Counter::default(),
@@ -124,6 +126,11 @@ impl Instruments {
             "raft_apply_batch_entries",
             "Committed entries applied in one metadata transaction",
             self.apply_batch_entries.clone(),
+        );
+        registry.register(
+            "raft_read_index_round_reads",
+            "Consistent reads answered by one read-index confirmation",
+            self.read_round_reads.clone(),
         );
         registry.register(
             "raft_apply_seconds",

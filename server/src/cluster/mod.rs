@@ -69,6 +69,8 @@ pub struct Cluster {
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The last blob repair pass this node ran as leader.
     blobs_report: std::sync::Mutex<Option<blobs::BlobsReport>>,
+    /// Consistent reads waiting for the next read-index round.
+    read_rounds: read::ReadRounds,
 }
 
 /// A node's Raft log and snapshot store, opened before its Raft node starts
@@ -148,6 +150,7 @@ impl Cluster {
             state_machine,
         )
         .await?;
+        let (read_rounds, read_queue) = tokio::sync::mpsc::unbounded_channel();
         let cluster = Arc::new(Cluster {
             node_id,
             enabled: config.cluster.enabled,
@@ -168,21 +171,16 @@ impl Cluster {
             },
             tasks: Default::default(),
             blobs_report: Default::default(),
+            read_rounds,
         });
-        let observer = tokio::spawn(observe(cluster.clone()));
-        cluster
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(observer);
+        cluster.keep_task(tokio::spawn(observe(cluster.clone())));
+        cluster.keep_task(tokio::spawn(read::serve_rounds(
+            cluster.clone(),
+            read_queue,
+        )));
         bootstrap::start(&cluster).await?;
         if cluster.enabled {
-            let keeper = tokio::spawn(membership::keep(cluster.clone()));
-            cluster
-                .tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(keeper);
+            cluster.keep_task(tokio::spawn(membership::keep(cluster.clone())));
         }
         Ok(cluster)
     }

@@ -9,8 +9,79 @@ use crate::meta::MetaError;
 use bleepstore_config::ReadConsistency;
 use openraft::ReadPolicy;
 use openraft::errors::{LinearizableReadError, RaftError};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+/// What a read-index round tells the reads that waited for it: the index,
+/// `None` to try again, or why there is none.
+pub(crate) type RoundAnswer = Result<Option<u64>, String>;
+
+/// A read waiting for a round: until when it waits, and where to answer.
+pub(crate) type WaitingRead = (Instant, oneshot::Sender<RoundAnswer>);
+
+/// Where reads queue for the next read-index round.
+pub(crate) type ReadRounds = mpsc::UnboundedSender<WaitingRead>;
+
+/// How many waiting reads one round answers at most.
+const ROUND_MAX: usize = 1024;
+
+/// How long the next round waits for the one before it. Rounds follow one
+/// another so that the reads arriving meanwhile share the next; a round
+/// stuck on an unreachable leader must not hold back the reads after it
+/// (they may find a new leader).
+const ROUND_PATIENCE: Duration = Duration::from_millis(50);
+
+/// Serves read-index rounds: a round takes every read queued when it
+/// starts, learns one read index (one lease check on the leader, one call
+/// to it on a follower) and answers them all. A read never joins a round
+/// that started before it arrived — that round's index could predate a
+/// write acknowledged before the read — so under load many concurrent
+/// reads share one confirmation instead of making one each.
+pub(crate) async fn serve_rounds(
+    cluster: Arc<Cluster>,
+    mut queue: mpsc::UnboundedReceiver<WaitingRead>,
+) {
+    let mut waiting = Vec::new();
+    let mut running: Option<tokio::task::JoinHandle<()>> = None;
+    while queue.recv_many(&mut waiting, ROUND_MAX).await > 0 {
+        if let Some(previous) = running.as_mut() {
+            let _ = tokio::time::timeout(ROUND_PATIENCE, previous).await;
+        }
+        // Reads that queued while the previous round ended arrived before
+        // this one starts: they may share it.
+        while waiting.len() < ROUND_MAX {
+            match queue.try_recv() {
+                Ok(read) => waiting.push(read),
+                Err(_) => break,
+            }
+        }
+        let reads = std::mem::take(&mut waiting);
+        running = Some(tokio::spawn(run_round(cluster.clone(), reads)));
+    }
+}
+
+async fn run_round(cluster: Arc<Cluster>, reads: Vec<WaitingRead>) {
+    // No longer than its most patient read waits.
+    let Some(deadline) = reads.iter().map(|(until, _)| *until).max() else {
+        return;
+    };
+    let answer = cluster
+        .read_index_once(deadline)
+        .await
+        .map_err(|e| match e {
+            MetaError::Unavailable(reason) => reason,
+            other => other.to_string(),
+        });
+    cluster
+        .instruments
+        .read_round_reads
+        .observe(reads.len() as f64);
+    for (_, read) in reads {
+        let _ = read.send(answer.clone());
+    }
+}
 
 impl Cluster {
     /// Returns once this node's metadata reflects every write acknowledged
@@ -32,14 +103,28 @@ impl Cluster {
         }
         let deadline = Instant::now() + self.settings.request_timeout;
         loop {
-            let index = match self.read_index_here(deadline).await? {
-                Some(index) => index,
-                None => match self.read_index_from_leader(deadline).await? {
-                    Some(index) => index,
-                    None => continue,
-                },
-            };
-            return self.wait_applied(index, deadline).await;
+            let (answer, round) = oneshot::channel();
+            if self.read_rounds.send((deadline, answer)).is_err() {
+                return Err(unavailable("the node is stopping"));
+            }
+            let index = tokio::time::timeout_at(deadline, round)
+                .await
+                .map_err(|_| unavailable("no read index from the leader in time"))?
+                .map_err(|_| unavailable("the node is stopping"))?;
+            match index {
+                Ok(Some(index)) => return self.wait_applied(index, deadline).await,
+                Ok(None) => continue,
+                Err(reason) => return Err(unavailable(&reason)),
+            }
+        }
+    }
+
+    /// One try at learning the read index: here on the leader, else from
+    /// it; `None` to try again (the leadership moved).
+    async fn read_index_once(&self, deadline: Instant) -> Result<Option<u64>, MetaError> {
+        match self.read_index_here(deadline).await? {
+            Some(index) => Ok(Some(index)),
+            None => self.read_index_from_leader(deadline).await,
         }
     }
 
