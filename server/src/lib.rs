@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod policy;
 pub mod rotation;
 pub mod s3;
+pub mod sqlite_file;
 pub mod storage;
 pub mod sweep;
 pub mod tls;

@@ -180,6 +180,8 @@ impl Metadata {
         };
         let current = location.current()?;
         location.remove_stale(&current);
+        crate::sqlite_file::create_if_missing(&current, schema::migrate)
+            .map_err(|e| io_error("create", &current, e))?;
         let writer = open_writer(&current)?;
         let inner = Arc::new(Inner {
             writer: Mutex::new(writer),

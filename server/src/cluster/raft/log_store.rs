@@ -71,6 +71,7 @@ impl LogStore {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        crate::sqlite_file::create_if_missing(path, |c| c.execute_batch(SCHEMA))?;
         let conn = Connection::open(path).map_err(other)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(other)?;
